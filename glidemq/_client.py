@@ -1,0 +1,183 @@
+"""One valkey-glide client with glidemq's calling rules.
+
+- connects lazily and reconnects by itself;
+- calls library functions with FCALL, loading the library (once, single-flight) when the
+  server lacks it, then retrying;
+- waits for an unreachable server up to the request timeout, then raises
+  ConnectionFailedError; server refusals become ServerError. Causes are chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Union
+
+from glide import (
+    AdvancedGlideClientConfiguration,
+    AdvancedGlideClusterClientConfiguration,
+    AllPrimaries,
+    BackoffStrategy,
+    GlideClient,
+    GlideClientConfiguration,
+    GlideClusterClient,
+    GlideClusterClientConfiguration,
+    Logger,
+    LogLevel,
+    NodeAddress,
+    ServerCredentials,
+)
+from glide import ClosingError, GlideError, RequestError
+from glide import ConnectionError as GlideConnectionError
+from glide import TimeoutError as GlideTimeoutError
+
+from .connection import Connection
+from .errors import ConnectionFailedError, ServerError
+from .functions import function_name, library_source
+
+GlideAny = Union[GlideClient, GlideClusterClient]
+
+TRANSIENT_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
+MISSING_FUNCTION = "Function not found"
+RETRY_PAUSE = 0.05
+
+Logger.init(LogLevel.OFF)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that go away on their own: lost connection, restart, failover."""
+    if isinstance(exc, (GlideConnectionError, GlideTimeoutError, ClosingError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RequestError) and (
+        any(reply in text for reply in TRANSIENT_REPLIES) or "connect" in text.lower()
+    )
+
+
+class Client:
+    """A lazily connected glide client bound to one Connection."""
+
+    def __init__(self, connection: Connection, *, name: str = "glidemq") -> None:
+        self.connection = connection
+        self._name = name
+        self._glide: GlideAny | None = None
+        self._connect_lock = asyncio.Lock()
+        self._load_lock = asyncio.Lock()
+        self._library_generation = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<glidemq Client {self.connection.url}>"
+
+    async def fcall(self, name: str, base: str, args: list[Any]) -> Any:
+        """Calls one library function on the queue whose key base is ``base``."""
+        fname = function_name(name)
+        reloaded = False
+        deadline = time.monotonic() + self.connection.request_timeout
+        while True:
+            generation = self._library_generation
+            try:
+                glide = await self._client(deadline)
+                return await glide.fcall(fname, keys=[base], arguments=args)
+            except GlideError as exc:
+                if MISSING_FUNCTION in str(exc) and not reloaded:
+                    reloaded = True
+                    await self._load_library(generation, deadline)
+                    continue
+                await self._pause_or_raise(exc, deadline)
+
+    async def command(self, args: list[str | bytes]) -> Any:
+        """Runs one plain command (INFO, TIME, ...) with the same retry rules."""
+        deadline = time.monotonic() + self.connection.request_timeout
+        while True:
+            try:
+                glide = await self._client(deadline)
+                return await glide.custom_command(args)
+            except GlideError as exc:
+                await self._pause_or_raise(exc, deadline)
+
+    async def raw(self) -> GlideAny:
+        """The underlying glide client (connecting if needed)."""
+        return await self._client(time.monotonic() + self.connection.request_timeout)
+
+    async def close(self) -> None:
+        """Releases the connection. Calls in flight fail with ConnectionFailedError."""
+        self._closed = True
+        glide, self._glide = self._glide, None
+        if glide is not None:
+            try:
+                await glide.close()
+            except GlideError:
+                pass
+
+    async def _pause_or_raise(self, exc: GlideError, deadline: float) -> None:
+        if self._closed:
+            raise ConnectionFailedError("the client is closed") from exc
+        if not is_transient(exc):
+            raise ServerError(str(exc)) from exc
+        if time.monotonic() + RETRY_PAUSE >= deadline:
+            raise ConnectionFailedError(
+                f"server {self.connection.url} unreachable for {self.connection.request_timeout}s: {exc}"
+            ) from exc
+        if isinstance(exc, ClosingError):
+            self._glide = None
+        await asyncio.sleep(RETRY_PAUSE)
+
+    async def _client(self, deadline: float) -> GlideAny:
+        if self._glide is not None:
+            return self._glide
+        if self._closed:
+            raise ConnectionFailedError("the client is closed")
+        async with self._connect_lock:
+            while self._glide is None:
+                try:
+                    self._glide = await self._create()
+                except GlideError as exc:
+                    await self._pause_or_raise(exc, deadline)
+            return self._glide
+
+    async def _create(self) -> GlideAny:
+        conn = self.connection
+        credentials = None
+        if conn.password is not None or conn.username is not None:
+            credentials = ServerCredentials(password=conn.password, username=conn.username)
+        timeout_ms = int(conn.request_timeout * 1000)
+        connect_ms = min(timeout_ms, 1000)
+        common: dict[str, Any] = {
+            "addresses": [NodeAddress(conn.host, conn.port)],
+            "use_tls": conn.tls,
+            "credentials": credentials,
+            "request_timeout": timeout_ms,
+            "reconnect_strategy": BackoffStrategy(num_of_retries=6, factor=10, exponent_base=2),
+            "client_name": self._name,
+        }
+        if conn.cluster:
+            return await GlideClusterClient.create(
+                GlideClusterClientConfiguration(
+                    **common,
+                    advanced_config=AdvancedGlideClusterClientConfiguration(connection_timeout=connect_ms),
+                )
+            )
+        return await GlideClient.create(
+            GlideClientConfiguration(
+                **common,
+                database_id=conn.db,
+                advanced_config=AdvancedGlideClientConfiguration(connection_timeout=connect_ms),
+            )
+        )
+
+    async def _load_library(self, seen_generation: int, deadline: float) -> None:
+        async with self._load_lock:
+            if self._library_generation != seen_generation:
+                return  # another call reloaded it meanwhile
+            while True:
+                try:
+                    glide = await self._client(deadline)
+                    if isinstance(glide, GlideClusterClient):
+                        await glide.function_load(library_source(), replace=True, route=AllPrimaries())
+                    else:
+                        await glide.function_load(library_source(), replace=True)
+                    break
+                except GlideError as exc:
+                    await self._pause_or_raise(exc, deadline)
+            self._library_generation += 1

@@ -1,0 +1,95 @@
+"""Lease renewal and stall recovery, on a thread of their own.
+
+They run in a separate thread with its own event loop and client, so leases stay alive
+while a processor blocks the worker's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ._client import Client
+from .connection import Connection
+from .errors import GlideMQError
+
+log = logging.getLogger("glidemq")
+TICK = 0.05
+STALL_BATCH = 1000
+
+
+class Heartbeat(threading.Thread):
+    """Renews the leases of a worker's active jobs and recovers stalled jobs of its queue."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        base: str,
+        *,
+        leases: Callable[[], dict[str, str]],
+        lock_duration: float,
+        stalled_interval: float,
+        max_stalled_count: int,
+        on_stalled: Callable[[list[str], list[str]], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        super().__init__(name=f"glidemq-heartbeat {base}", daemon=True)
+        self._connection = connection
+        self._base = base
+        self._leases = leases
+        self._lock_ms = str(max(1, round(lock_duration * 1000)))
+        self._renew_every = lock_duration / 2
+        self._stall_every = stalled_interval
+        self._max_stalled = str(max_stalled_count)
+        self._on_stalled = on_stalled
+        self._on_error = on_error
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        """Asks the thread to end; join() waits for it."""
+        self._halt.set()
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        client = Client(self._connection, name="glidemq-heartbeat")
+        next_renew = time.monotonic() + self._renew_every
+        next_stall = time.monotonic()
+        try:
+            while not self._halt.is_set():
+                now = time.monotonic()
+                try:
+                    if now >= next_renew:
+                        next_renew = now + self._renew_every
+                        await self._renew(client)
+                    if now >= next_stall:
+                        next_stall = now + self._stall_every
+                        await self._recover(client)
+                except GlideMQError as exc:
+                    self._on_error(exc)
+                await asyncio.sleep(TICK)
+        finally:
+            await client.close()
+
+    async def _renew(self, client: Client) -> None:
+        leases = self._leases()
+        if not leases:
+            return
+        args: list[str] = [self._lock_ms]
+        for job_id, token in leases.items():
+            args += (job_id, token)
+        lost = await client.fcall("extend", self._base, args)
+        if lost:
+            log.warning("lost the lock of %d job(s): %s", len(lost), [i.decode() for i in lost])
+
+    async def _recover(self, client: Client) -> None:
+        while True:
+            recovered, failed = await client.fcall("stalled", self._base, [self._max_stalled, str(STALL_BATCH)])
+            if recovered or failed:
+                self._on_stalled([i.decode() for i in recovered], [i.decode() for i in failed])
+            if len(recovered) + len(failed) < STALL_BATCH:
+                return

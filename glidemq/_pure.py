@@ -1,0 +1,112 @@
+"""Pure-Python codec: the reference twin of ``_speedups`` (same names, same bytes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .errors import SerializationError
+
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_SCALARS = (str, int, float, bool, bytes, type(None))
+MAX_DEPTH = 256
+
+
+def _check(value: Any, depth: int) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if depth > MAX_DEPTH:
+        raise SerializationError("data is nested too deeply")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(f"dict keys must be str, got {type(key).__name__}")
+            _check(item, depth + 1)
+    else:
+        raise SerializationError(f"cannot serialize {type(value).__name__}")
+
+
+def pack(value: Any) -> bytes:
+    """Encodes a msgpack-able value; raises SerializationError for anything else."""
+    _check(value, 0)
+    try:
+        return _packb(value, use_bin_type=True)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise SerializationError(str(exc)) from exc
+
+
+def unpack(data: bytes | None) -> Any:
+    """Decodes what ``pack`` wrote; empty or missing data is None."""
+    if not data:
+        return None
+    return _unpackb(data, raw=False, strict_map_key=False)
+
+
+def encode_add_batch(jobs: list[tuple[Any, ...]]) -> list[Any]:
+    """Flattens add arguments: one 11-field group per job, prefixed by the job count.
+
+    Each job is (id, name, data bytes, delay_ms, priority, attempts, backoff spec,
+    timeout_ms, lifo, remove_on_complete, remove_on_fail); numbers become ASCII bytes.
+    """
+    out: list[Any] = [str(len(jobs)).encode()]
+    for job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf in jobs:
+        out += [
+            job_id.encode(),
+            name.encode(),
+            data,
+            str(delay).encode(),
+            str(priority).encode(),
+            str(attempts).encode(),
+            backoff.encode(),
+            str(timeout).encode(),
+            b"1" if lifo else b"0",
+            str(rc).encode(),
+            str(rf).encode(),
+        ]
+    return out
+
+
+def decode_active(flat: list[Any]) -> list[tuple[Any, ...]]:
+    """Decodes job records returned by ``take``: 13 fields per job.
+
+    Gives (id, token, processed_on_ms, name, data, timestamp_ms, attempts, attempts_made,
+    priority, delay_ms, backoff spec, timeout_ms, progress) per job.
+    """
+    out = []
+    for i in range(0, len(flat), 13):
+        out.append(
+            (
+                flat[i].decode(),
+                flat[i + 1].decode(),
+                int(flat[i + 2]),
+                flat[i + 3].decode(),
+                unpack(flat[i + 4]),
+                int(flat[i + 5]),
+                int(flat[i + 6]),
+                int(flat[i + 7]),
+                int(flat[i + 8]),
+                int(flat[i + 9]),
+                flat[i + 10].decode(),
+                int(flat[i + 11] or 0),
+                unpack(flat[i + 12]),
+            )
+        )
+    return out
+
+
+def hash_to_dict(flat: list[bytes]) -> dict[str, bytes]:
+    """Turns a flat HGETALL reply into a dict of str field names to raw values."""
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def encode_finished(entries: list[tuple[str, str, str, bytes, bytes, int]]) -> list[Any]:
+    """Flattens finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms)."""
+    out: list[Any] = []
+    for job_id, token, kind, payload, extra, retry in entries:
+        out += [job_id.encode(), token.encode(), kind.encode(), payload, extra, str(retry).encode()]
+    return out

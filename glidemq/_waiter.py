@@ -1,0 +1,124 @@
+"""Reading a queue's events stream, and telling waiters when their jobs finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from glide import StreamReadOptions
+
+from ._client import Client
+from .connection import Connection
+from .errors import ConnectionFailedError, GlideMQError
+
+BLOCK_MS = 1000
+BATCH = 500
+RECONNECT_PAUSE = 0.5
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One entry of the events stream, fields still encoded."""
+
+    stream_id: str
+    fields: dict[str, bytes] = field(default_factory=dict)
+
+
+async def last_stream_id(client: Client, key: str) -> str:
+    """The id of the newest entry of a stream ("0-0" when it is empty)."""
+    reply = await client.command(["XREVRANGE", key, "+", "-", "COUNT", "1"])
+    if not reply:
+        return "0-0"
+    return str(next(iter(reply)).decode())
+
+
+async def read_events(client: Client, key: str, start: str) -> AsyncIterator[RawEvent]:
+    """Yields events after ``start`` ("$" = only new ones), blocking on the given client.
+
+    Survives connection loss: it pauses and carries on from the last id it saw.
+    """
+    last = await last_stream_id(client, key) if start == "$" else start
+    while True:
+        try:
+            glide = await client.raw()
+            reply = await glide.xread({key: last}, StreamReadOptions(block_ms=BLOCK_MS, count=BATCH))
+        except Exception as exc:  # noqa: BLE001 - any client failure: pause, then carry on
+            if isinstance(exc, ConnectionFailedError) and "closed" in str(exc):
+                return
+            await asyncio.sleep(RECONNECT_PAUSE)
+            continue
+        if not reply:
+            continue
+        for entries in reply.values():
+            for entry_id, pairs in entries.items():
+                last = entry_id.decode()
+                yield RawEvent(last, {k.decode(): v for k, v in pairs})
+
+
+class FinishWaiter:
+    """One listener per queue client that resolves futures when jobs complete or fail."""
+
+    def __init__(self, connection: Connection, events_key: str) -> None:
+        self._client = Client(connection, name="glidemq-waiter")
+        self._key = events_key
+        self._watchers: dict[str, list[asyncio.Future[tuple[str, bytes]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[None] | None = None
+
+    async def watch(self, job_id: str) -> asyncio.Future[tuple[str, bytes]]:
+        """A future resolved with ("completed", return value) or ("failed", reason).
+
+        Events from the moment this returns are seen, so a state check made afterwards
+        cannot miss the job's end.
+        """
+        loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._started = loop.create_future()
+            self._task = asyncio.create_task(self._listen())
+        assert self._started is not None
+        await asyncio.shield(self._started)
+        future: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+        self._watchers.setdefault(job_id, []).append(future)
+        return future
+
+    def unwatch(self, job_id: str, future: asyncio.Future[tuple[str, bytes]]) -> None:
+        """Stops watching (after the wait ended or timed out)."""
+        futures = self._watchers.get(job_id)
+        if futures and future in futures:
+            futures.remove(future)
+            if not futures:
+                del self._watchers[job_id]
+
+    async def _listen(self) -> None:
+        assert self._started is not None
+        try:
+            start = await last_stream_id(self._client, self._key)
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of watch()
+            self._started.set_exception(exc)
+            self._task = None
+            return
+        self._started.set_result(None)
+        async for event in read_events(self._client, self._key, start):
+            kind = event.fields.get("e")
+            if kind not in (b"completed", b"failed"):
+                continue
+            job_id = event.fields.get("id", b"").decode()
+            payload = event.fields.get("return_value" if kind == b"completed" else "failed_reason", b"")
+            for future in self._watchers.pop(job_id, []):
+                if not future.done():
+                    future.set_result((kind.decode(), payload))
+
+    async def close(self) -> None:
+        """Stops the listener; pending waits fall back to their timeouts."""
+        await self._client.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    def __repr__(self) -> str:
+        return f"<FinishWaiter {self._key} {len(self._watchers)} watched>"
+

@@ -1,0 +1,552 @@
+#!lua name=glidemq___V__
+-- All queue logic of glidemq. Every function takes one key: the queue's key base
+-- "<prefix>:{<queue>}:". Every other key of the queue is derived from it, so all of a
+-- queue's keys share one hash tag (one cluster slot). Times are server times in ms.
+
+local EVENTS_MAXLEN = 10000
+local PRIO_SHIFT = 2147483648      -- 2^31: priority * 2^31 + sequence stays below 2^53
+local DELAY_SHIFT = 4096           -- delayed score: due_ms * 4096 + sequence
+local STALLED_REASON = 'job stalled more than allowable limit'
+local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg'}
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function emit(base, event, id, ...)
+  redis.call('XADD', base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', event, 'id', id, ...)
+end
+
+local function wake(base)
+  redis.call('ZADD', base .. 'marker', 0, 'w')
+end
+
+local function seq(base)
+  return redis.call('INCR', base .. 'seq')
+end
+
+local function enqueue(base, id, prio, front)
+  if prio > 0 then
+    local score = prio * PRIO_SHIFT + (seq(base) % PRIO_SHIFT)
+    redis.call('ZADD', base .. 'prio', score, id)
+  elseif front then
+    redis.call('LPUSH', base .. 'wait', id)
+  else
+    redis.call('RPUSH', base .. 'wait', id)
+  end
+end
+
+local function schedule(base, id, due)
+  redis.call('ZADD', base .. 'delayed', due * DELAY_SHIFT + (seq(base) % DELAY_SHIFT), id)
+end
+
+local function delete_job(base, id)
+  redis.call('DEL', base .. 'j:' .. id, base .. 'l:' .. id)
+end
+
+-- Keep only the `keep` newest members of a finished set (keep < 0: keep all).
+local function retain(base, set, keep)
+  if keep < 0 then return end
+  local extra = redis.call('ZCARD', base .. set) - keep
+  if extra <= 0 then return end
+  local old = redis.call('ZRANGE', base .. set, 0, extra - 1)
+  for _, oid in ipairs(old) do delete_job(base, oid) end
+  redis.call('ZREMRANGEBYRANK', base .. set, 0, extra - 1)
+end
+
+local function finish(base, id, set, keep, now, fields)
+  local jk = base .. 'j:' .. id
+  if keep == 0 then
+    delete_job(base, id)
+    return
+  end
+  redis.call('HSET', jk, unpack(fields))
+  redis.call('ZADD', base .. set, now, id)
+  retain(base, set, keep)
+end
+
+local function fail_for_good(base, id, am, reason, stack, now)
+  local rf = tonumber(redis.call('HGET', base .. 'j:' .. id, 'rf') or '-1')
+  emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
+  finish(base, id, 'failed', rf, now,
+    {'s', 'failed', 'fo', now, 'am', am, 'fr', reason, 'st', stack, 'tk', ''})
+end
+
+-- Returns true when `token` is the live activation of `id`; removes it from active.
+local function claim_end(base, id, token)
+  if token == '' or redis.call('HGET', base .. 'j:' .. id, 'tk') ~= token then return false end
+  return redis.call('ZREM', base .. 'active', id) == 1
+end
+
+-- Puts an active job back to waiting (or delayed) without using an attempt.
+local function release(base, id, delay, now)
+  local jk = base .. 'j:' .. id
+  if delay > 0 then
+    redis.call('HSET', jk, 's', 'delayed', 'tk', '')
+    schedule(base, id, now + delay)
+    emit(base, 'delayed', id, 'delay', now + delay)
+  else
+    redis.call('HSET', jk, 's', 'waiting', 'tk', '')
+    enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), true)
+    emit(base, 'waiting', id)
+  end
+  wake(base)
+end
+
+-- Finishes one job. kind: c(omplete) payload=return value; f(ail) payload=reason,
+-- extra=stack, retry=delay ms or -1 for no retry; r(elease) retry=delay ms.
+-- Returns status (0 stale, 1 completed, 2 failed, 3 retrying, 4 released), attempts_made.
+local function finish_one(base, id, token, kind, payload, extra, retry, now)
+  if not claim_end(base, id, token) then return 0, 0 end
+  local jk = base .. 'j:' .. id
+  if kind == 'r' then
+    release(base, id, tonumber(retry), now)
+    return 4, tonumber(redis.call('HGET', jk, 'am') or '0')
+  end
+  local f = redis.call('HMGET', jk, 'am', 'at', 'rc', 'p')
+  local am = tonumber(f[1]) + 1
+  if kind == 'c' then
+    emit(base, 'completed', id, 'return_value', payload)
+    finish(base, id, 'completed', tonumber(f[3]), now,
+      {'s', 'completed', 'fo', now, 'am', am, 'rv', payload, 'tk', ''})
+    return 1, am
+  end
+  local delay = tonumber(retry)
+  if delay >= 0 and am < tonumber(f[2]) then
+    redis.call('HSET', jk, 'am', am, 'fr', payload, 'st', extra, 'tk', '')
+    if delay > 0 then
+      redis.call('HSET', jk, 's', 'delayed')
+      schedule(base, id, now + delay)
+      emit(base, 'delayed', id, 'delay', now + delay)
+    else
+      redis.call('HSET', jk, 's', 'waiting')
+      enqueue(base, id, tonumber(f[4]), false)
+      emit(base, 'waiting', id)
+    end
+    wake(base)
+    return 3, am
+  end
+  fail_for_good(base, id, am, payload, extra, now)
+  return 2, am
+end
+
+local function promote_due(base, now)
+  local key = base .. 'delayed'
+  local due = redis.call('ZRANGEBYSCORE', key, 0, now * DELAY_SHIFT + DELAY_SHIFT - 1, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    local jk = base .. 'j:' .. id
+    local f = redis.call('HMGET', jk, 'p', 'lf')
+    redis.call('HSET', jk, 's', 'waiting')
+    enqueue(base, id, tonumber(f[1] or '0'), f[2] == '1')
+  end
+  if #due > 0 then redis.call('ZREM', key, unpack(due)) end
+end
+
+local function next_delay(base, now)
+  local first = redis.call('ZRANGE', base .. 'delayed', 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  local due = math.floor(tonumber(first[2]) / DELAY_SHIFT)
+  if due <= now then return 0 end
+  return due - now
+end
+
+local function waiting_count(base)
+  return redis.call('LLEN', base .. 'wait') + redis.call('ZCARD', base .. 'prio')
+end
+
+-- Activates up to `want` jobs; returns a flat array of job records.
+local function activate(base, want, lock_ms, now)
+  local out = {}
+  if want <= 0 or redis.call('HGET', base .. 'meta', 'paused') == '1' then return out end
+  local ids = redis.call('LPOP', base .. 'wait', want) or {}
+  if #ids < want then
+    local popped = redis.call('ZPOPMIN', base .. 'prio', want - #ids)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  end
+  if #ids == 0 then return out end
+  local batch = seq(base)
+  local deadline = now + lock_ms
+  local scores = {}
+  for i, id in ipairs(ids) do
+    local jk = base .. 'j:' .. id
+    local token = batch .. '.' .. i
+    redis.call('HSET', jk, 's', 'active', 'po', now, 'tk', token)
+    local f = redis.call('HMGET', jk, unpack(JOB_FIELDS))
+    out[#out + 1] = id
+    out[#out + 1] = token
+    out[#out + 1] = now
+    for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or '' end
+    scores[#scores + 1] = deadline
+    scores[#scores + 1] = id
+    emit(base, 'active', id)
+  end
+  redis.call('ZADD', base .. 'active', unpack(scores))
+  if waiting_count(base) > 0 then
+    wake(base)
+  else
+    emit(base, 'drained', '')
+  end
+  return out
+end
+
+-- take(lock_ms, want, n, [id, token, kind, payload, extra, retry] * n)
+-- Finishes a batch of jobs and activates the next ones in one call.
+-- Returns {now, next_delay_ms, finished results (status, am) * n, job records...}
+local function take(keys, args)
+  local base = keys[1]
+  local lock_ms, want, n = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
+  local now = now_ms()
+  local results = {}
+  for i = 0, n - 1 do
+    local o = 4 + i * 6
+    local status, am = finish_one(base, args[o], args[o + 1], args[o + 2], args[o + 3], args[o + 4], args[o + 5], now)
+    results[#results + 1] = status
+    results[#results + 1] = am
+  end
+  promote_due(base, now)
+  local jobs = activate(base, want, lock_ms, now)
+  return {now, next_delay(base, now), results, jobs}
+end
+
+-- add(n, [id, name, data, delay_ms, priority, attempts, backoff, timeout_ms, lifo, rc, rf] * n)
+-- Returns {now, [id, created] * n}; an existing custom id is left untouched (created = 0).
+local function add(keys, args)
+  local base = keys[1]
+  local n = tonumber(args[1])
+  local now = now_ms()
+  local out = {now}
+  local woke = false
+  for i = 0, n - 1 do
+    local o = 2 + i * 11
+    local id = args[o]
+    local created = 0
+    if id == '' then
+      id = tostring(redis.call('INCR', base .. 'id'))
+    end
+    local jk = base .. 'j:' .. id
+    if redis.call('EXISTS', jk) == 0 then
+      created = 1
+      local delay, prio = tonumber(args[o + 3]), tonumber(args[o + 4])
+      local state = 'waiting'
+      if delay > 0 then state = 'delayed' end
+      redis.call('HSET', jk, 'n', args[o + 1], 'd', args[o + 2], 'ts', now, 'dl', delay, 'p', prio,
+        'at', args[o + 5], 'am', 0, 'bo', args[o + 6], 'to', args[o + 7], 'lf', args[o + 8],
+        'rc', args[o + 9], 'rf', args[o + 10], 's', state)
+      emit(base, 'added', id, 'name', args[o + 1])
+      if delay > 0 then
+        schedule(base, id, now + delay)
+        emit(base, 'delayed', id, 'delay', now + delay)
+      else
+        enqueue(base, id, prio, args[o + 8] == '1')
+      end
+      woke = true
+    end
+    out[#out + 1] = id
+    out[#out + 1] = created
+  end
+  if woke then wake(base) end
+  return out
+end
+
+-- extend(lock_ms, [id, token] * n): renews the leases still held; returns lost ids.
+local function extend(keys, args)
+  local base = keys[1]
+  local deadline = now_ms() + tonumber(args[1])
+  local lost = {}
+  for i = 2, #args, 2 do
+    local id = args[i]
+    if redis.call('HGET', base .. 'j:' .. id, 'tk') == args[i + 1] then
+      redis.call('ZADD', base .. 'active', 'XX', deadline, id)
+    else
+      lost[#lost + 1] = id
+    end
+  end
+  return lost
+end
+
+-- stalled(max_stalled, limit): recovers jobs whose lease ran out.
+-- Returns {recovered ids, failed ids}.
+local function stalled(keys, args)
+  local base = keys[1]
+  local max_stalled, limit = tonumber(args[1]), tonumber(args[2])
+  local now = now_ms()
+  local ids = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
+  local recovered, failed = {}, {}
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', base .. 'active', id)
+    local jk = base .. 'j:' .. id
+    if redis.call('EXISTS', jk) == 1 then
+      local count = redis.call('HINCRBY', jk, 'sc', 1)
+      redis.call('HSET', jk, 'tk', '')
+      emit(base, 'stalled', id)
+      if count > max_stalled then
+        local am = tonumber(redis.call('HGET', jk, 'am')) + 1
+        fail_for_good(base, id, am, STALLED_REASON, '', now)
+        failed[#failed + 1] = id
+      else
+        redis.call('HSET', jk, 's', 'waiting')
+        enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), true)
+        recovered[#recovered + 1] = id
+      end
+    end
+  end
+  if #recovered > 0 then wake(base) end
+  return {recovered, failed}
+end
+
+local function counts(keys, args)
+  local base = keys[1]
+  return {
+    waiting_count(base),
+    redis.call('ZCARD', base .. 'active'),
+    redis.call('ZCARD', base .. 'delayed'),
+    redis.call('ZCARD', base .. 'completed'),
+    redis.call('ZCARD', base .. 'failed'),
+    redis.call('HGET', base .. 'meta', 'paused') == '1' and 1 or 0,
+  }
+end
+
+local function set_paused(keys, args)
+  local base = keys[1]
+  if args[1] == '1' then
+    redis.call('HSET', base .. 'meta', 'paused', '1')
+    emit(base, 'paused', '')
+  else
+    redis.call('HDEL', base .. 'meta', 'paused')
+    emit(base, 'resumed', '')
+    wake(base)
+  end
+  return 1
+end
+
+-- Ids of one state between ranks start and stop (inclusive; stop -1 = last).
+-- Waiting is the wait list (run order) followed by prioritized jobs.
+local function ids_in(base, state, start, stop)
+  if state == 'waiting' then
+    local len = redis.call('LLEN', base .. 'wait')
+    local total = len + redis.call('ZCARD', base .. 'prio')
+    if stop < 0 then stop = total + stop end
+    if start < 0 then start = math.max(total + start, 0) end
+    local out = {}
+    if start > stop then return out end
+    if start < len then
+      out = redis.call('LRANGE', base .. 'wait', start, math.min(stop, len - 1))
+    end
+    if stop >= len then
+      local p = redis.call('ZRANGE', base .. 'prio', math.max(start - len, 0), stop - len)
+      for _, id in ipairs(p) do out[#out + 1] = id end
+    end
+    return out
+  elseif state == 'completed' or state == 'failed' then
+    return redis.call('ZRANGE', base .. state, start, stop, 'REV')
+  end
+  return redis.call('ZRANGE', base .. state, start, stop)
+end
+
+local function get_ids(keys, args)
+  return ids_in(keys[1], args[1], tonumber(args[2]), tonumber(args[3]))
+end
+
+-- jobs(id...): the full hash of each job (empty array for a missing job).
+local function jobs(keys, args)
+  local base = keys[1]
+  local out = {}
+  for i, id in ipairs(args) do out[i] = redis.call('HGETALL', base .. 'j:' .. id) end
+  return out
+end
+
+local function state_of(keys, args)
+  return redis.call('HGET', keys[1] .. 'j:' .. args[1], 's') or 'unknown'
+end
+
+-- Takes a job that is not active out of the structure of its state.
+local function unlink(base, id, state)
+  if state == 'waiting' then
+    if redis.call('LREM', base .. 'wait', 1, id) == 0 then redis.call('ZREM', base .. 'prio', id) end
+  elseif state == 'delayed' or state == 'completed' or state == 'failed' then
+    redis.call('ZREM', base .. state, id)
+  end
+end
+
+-- remove(id): 1 removed, 0 unknown, -1 active (refused).
+local function remove(keys, args)
+  local base = keys[1]
+  local id = args[1]
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
+  if not state then return 0 end
+  if state == 'active' then return -1 end
+  unlink(base, id, state)
+  delete_job(base, id)
+  emit(base, 'removed', id, 'prev', state)
+  return 1
+end
+
+-- drain(with_delayed, limit): removes up to limit waiting (and delayed) jobs; returns the count.
+local function drain(keys, args)
+  local base = keys[1]
+  local limit = tonumber(args[2])
+  local ids = redis.call('LPOP', base .. 'wait', limit) or {}
+  if #ids < limit then
+    local p = redis.call('ZPOPMIN', base .. 'prio', limit - #ids)
+    for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
+  end
+  if args[1] == '1' and #ids < limit then
+    local d = redis.call('ZPOPMIN', base .. 'delayed', limit - #ids)
+    for i = 1, #d, 2 do ids[#ids + 1] = d[i] end
+  end
+  for _, id in ipairs(ids) do delete_job(base, id) end
+  if #ids < limit then emit(base, 'drained', '') end
+  return #ids
+end
+
+-- clean(state, cutoff_ms, limit, cursor): scans up to 500 ids from rank `cursor`
+-- and removes those finished (or created, for waiting/delayed) before cutoff.
+-- Returns {next_cursor (-1 when done), removed ids...}.
+local function clean(keys, args)
+  local base = keys[1]
+  local state, cutoff, limit, cursor = args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
+  local window = math.min(limit, 500)
+  local finished = state == 'completed' or state == 'failed'
+  local ids
+  if finished then
+    ids = redis.call('ZRANGE', base .. state, cursor, cursor + window - 1)
+  else
+    ids = ids_in(base, state, cursor, cursor + window - 1)
+  end
+  local out = {-1}
+  local kept = 0
+  for _, id in ipairs(ids) do
+    local f = redis.call('HMGET', base .. 'j:' .. id, 'ts', 'fo')
+    local t = tonumber(f[1]) or 0
+    if finished then t = tonumber(f[2]) or 0 end
+    if t < cutoff and #out - 1 < limit then
+      unlink(base, id, state)
+      delete_job(base, id)
+      emit(base, 'removed', id, 'prev', state)
+      out[#out + 1] = id
+    else
+      kept = kept + 1
+    end
+  end
+  if #ids == window and #out - 1 < limit then out[1] = cursor + kept end
+  return out
+end
+
+local function requeue(base, id)
+  local jk = base .. 'j:' .. id
+  redis.call('HSET', jk, 's', 'waiting', 'am', 0, 'sc', 0, 'tk', '', 'fr', '', 'st', '', 'fo', '', 'rv', '')
+  enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), false)
+  emit(base, 'waiting', id)
+end
+
+-- retry_jobs(state, limit): moves up to limit failed/completed jobs back to waiting.
+local function retry_jobs(keys, args)
+  local base = keys[1]
+  local popped = redis.call('ZPOPMIN', base .. args[1], tonumber(args[2]))
+  for i = 1, #popped, 2 do requeue(base, popped[i]) end
+  if #popped > 0 then wake(base) end
+  return #popped / 2
+end
+
+-- retry(id): 1 moved, 0 unknown, -1 not failed/completed.
+local function retry(keys, args)
+  local base = keys[1]
+  local id = args[1]
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
+  if not state then return 0 end
+  if state ~= 'failed' and state ~= 'completed' then return -1 end
+  redis.call('ZREM', base .. state, id)
+  requeue(base, id)
+  wake(base)
+  return 1
+end
+
+-- promote(id): 1 moved, 0 unknown, -1 not delayed.
+local function promote(keys, args)
+  local base = keys[1]
+  local id = args[1]
+  local jk = base .. 'j:' .. id
+  local state = redis.call('HGET', jk, 's')
+  if not state then return 0 end
+  if state ~= 'delayed' then return -1 end
+  redis.call('ZREM', base .. 'delayed', id)
+  redis.call('HSET', jk, 's', 'waiting')
+  enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), false)
+  emit(base, 'waiting', id)
+  wake(base)
+  return 1
+end
+
+-- progress(id, token, value): token '' skips the lease check. 1 stored, 0 unknown/lost.
+local function progress(keys, args)
+  local base = keys[1]
+  local jk = base .. 'j:' .. args[1]
+  local tk = redis.call('HGET', jk, 'tk')
+  if not tk or (args[2] ~= '' and tk ~= args[2]) then return 0 end
+  redis.call('HSET', jk, 'pg', args[3])
+  emit(base, 'progress', args[1], 'progress', args[3])
+  return 1
+end
+
+local function log(keys, args)
+  local base = keys[1]
+  if redis.call('EXISTS', base .. 'j:' .. args[1]) == 0 then return -1 end
+  return redis.call('RPUSH', base .. 'l:' .. args[1], args[2])
+end
+
+-- obliterate(force, limit): deletes up to limit jobs per call; returns the number of jobs
+-- left (0: the queue is gone), or -1 when active jobs block it.
+local function obliterate(keys, args)
+  local base = keys[1]
+  if args[1] ~= '1' and redis.call('ZCARD', base .. 'active') > 0 then return -1 end
+  local budget = tonumber(args[2])
+  for _, set in ipairs({'wait', 'prio', 'delayed', 'active', 'completed', 'failed'}) do
+    local key = base .. set
+    while budget > 0 do
+      local ids
+      if set == 'wait' then
+        ids = redis.call('LPOP', key, math.min(budget, 1000)) or {}
+      else
+        ids = redis.call('ZRANGE', key, 0, math.min(budget, 1000) - 1)
+        if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
+      end
+      if #ids == 0 then break end
+      for _, id in ipairs(ids) do delete_job(base, id) end
+      budget = budget - #ids
+    end
+  end
+  local left = 0
+  for _, set in ipairs({'prio', 'delayed', 'active', 'completed', 'failed'}) do
+    left = left + redis.call('ZCARD', base .. set)
+  end
+  left = left + redis.call('LLEN', base .. 'wait')
+  if left == 0 then
+    redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker')
+  end
+  return left
+end
+
+local ro = {'no-writes'}
+local function reg(name, fn, flags)
+  redis.register_function{function_name = 'glidemq___V___' .. name, callback = fn, flags = flags}
+end
+
+reg('take', take)
+reg('add', add)
+reg('extend', extend)
+reg('stalled', stalled)
+reg('counts', counts, ro)
+reg('set_paused', set_paused)
+reg('get_ids', get_ids, ro)
+reg('jobs', jobs, ro)
+reg('state_of', state_of, ro)
+reg('remove', remove)
+reg('drain', drain)
+reg('clean', clean)
+reg('retry_jobs', retry_jobs)
+reg('retry', retry)
+reg('promote', promote)
+reg('progress', progress)
+reg('log', log)
+reg('obliterate', obliterate)

@@ -1,0 +1,95 @@
+"""Job options: backoff strategies and the encoding of one add."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from . import _validate as check
+from ._codec import pack
+from .errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before retrying a failed job.
+
+    ``Backoff.fixed(s)`` waits s seconds each time; ``Backoff.exponential(s, jitter)`` waits
+    s·2^(n-1) seconds before retry n, shortened by up to ``jitter`` (0..1) at random.
+    """
+
+    kind: str
+    delay: float
+    jitter: float = 0.0
+
+    @classmethod
+    def fixed(cls, seconds: float | timedelta) -> Backoff:
+        """The same delay before every retry."""
+        return cls("fixed", check.seconds(seconds, "backoff"))
+
+    @classmethod
+    def exponential(cls, seconds: float | timedelta, jitter: float = 0.0) -> Backoff:
+        """delay·2^(n-1) before retry n, with optional jitter in [0, 1]."""
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+            raise InvalidArgumentError("jitter must be a number in [0, 1]")
+        return cls("exponential", check.seconds(seconds, "backoff"), float(jitter))
+
+    def encode(self) -> str:
+        """The compact form stored with the job."""
+        ms = round(self.delay * 1000)
+        return f"f:{ms}" if self.kind == "fixed" else f"e:{ms}:{self.jitter}"
+
+
+def backoff_spec(value: Backoff | float | timedelta | None) -> str:
+    """Validates a backoff option and gives its stored form ("" for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, Backoff):
+        return value.encode()
+    return Backoff.fixed(value).encode()
+
+
+def retry_delay_ms(spec: str, attempts_made: int) -> int:
+    """The delay before the next try, after ``attempts_made`` tries failed."""
+    if not spec:
+        return 0
+    parts = spec.split(":")
+    base = int(parts[1])
+    if parts[0] == "f":
+        return base
+    delay = base * 2 ** max(attempts_made - 1, 0)
+    jitter = float(parts[2])
+    if jitter:
+        delay = delay * (1 - jitter * random.random())
+    return round(delay)
+
+
+JOB_OPTIONS = frozenset(
+    {"job_id", "delay", "priority", "attempts", "backoff", "timeout", "lifo", "remove_on_complete", "remove_on_fail"}
+)
+
+
+def encode_job(name: str, data: Any, options: Mapping[str, Any], max_payload: int) -> tuple[Any, ...]:
+    """Validates one job and encodes it for the ``add`` function (see encode_add_batch)."""
+    unknown = set(options) - JOB_OPTIONS
+    if unknown:
+        raise InvalidArgumentError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+    check.name(name, "job name")
+    job_id = options.get("job_id")
+    job_id = "" if job_id is None else check.job_id(job_id)
+    delay = check.seconds(options.get("delay", 0), "delay")
+    priority = check.integer(options.get("priority", 0), "priority", minimum=0, maximum=check.MAX_PRIORITY)
+    attempts = check.integer(options.get("attempts", 1), "attempts", minimum=1)
+    backoff = backoff_spec(options.get("backoff"))
+    timeout = options.get("timeout")
+    timeout_ms = 0 if timeout is None else max(1, round(check.seconds(timeout, "timeout", positive=True) * 1000))
+    lifo = options.get("lifo", False)
+    if not isinstance(lifo, bool):
+        raise InvalidArgumentError("lifo must be a bool")
+    rc = check.retention(options.get("remove_on_complete", False), "remove_on_complete")
+    rf = check.retention(options.get("remove_on_fail", False), "remove_on_fail")
+    encoded = check.payload(pack(data), max_payload, "job data")
+    return (job_id, name, encoded, round(delay * 1000), priority, attempts, backoff, timeout_ms, lifo, rc, rf)

@@ -1,0 +1,230 @@
+"""Queue: the producer side and the administration of one queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from . import _validate as check
+from ._codec import encode_add_batch
+from ._context import QueueContext
+from .connection import Connection
+from .errors import GlideMQError, InvalidArgumentError
+from .job import Job
+from .options import Backoff, encode_job
+
+STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
+CLEANABLE = ("completed", "failed", "delayed", "waiting")
+BULK_CHUNK = 500
+MAINTENANCE_CHUNK = 1000
+
+
+class Queue:
+    """A named queue on a Valkey server: add jobs, inspect and administer them.
+
+    Usable as ``async with Queue("emails") as q:``; without it, the connection opens on
+    first use and ``close()`` releases it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        connection: Connection | str | None = None,
+        prefix: str = "glidemq",
+        max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self._ctx = QueueContext(name, connection=connection, prefix=prefix, max_payload_size=max_payload_size)
+        self.name = self._ctx.name
+        self.prefix = self._ctx.prefix
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r} on {self._ctx.connection.url}>"
+
+    async def __aenter__(self) -> Queue:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Releases the queue's connections."""
+        await self._ctx.close()
+
+    async def add(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        job_id: str | None = None,
+        delay: float | timedelta = 0,
+        priority: int = 0,
+        attempts: int = 1,
+        backoff: Backoff | float | None = None,
+        timeout: float | None = None,
+        lifo: bool = False,
+        remove_on_complete: bool | int = False,
+        remove_on_fail: bool | int = False,
+    ) -> Job:
+        """Adds one job. With ``job_id``, adding an existing id returns that job and writes nothing."""
+        options = {
+            "job_id": job_id, "delay": delay, "priority": priority, "attempts": attempts, "backoff": backoff,
+            "timeout": timeout, "lifo": lifo, "remove_on_complete": remove_on_complete,
+            "remove_on_fail": remove_on_fail,
+        }
+        encoded = encode_job(name, data, options, self._ctx.max_payload_size)
+        (job,) = await self._write([encoded], [data])
+        return job
+
+    async def add_bulk(
+        self, jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]]
+    ) -> list[Job]:
+        """Adds many jobs in few server calls; every job is checked before anything is written."""
+        encoded, datas = [], []
+        for item in jobs:
+            if not isinstance(item, tuple) or len(item) not in (2, 3):
+                raise InvalidArgumentError("add_bulk takes (name, data) or (name, data, options) tuples")
+            options = item[2] if len(item) == 3 else {}
+            if not isinstance(options, Mapping):
+                raise InvalidArgumentError("job options must be a mapping")
+            encoded.append(encode_job(item[0], item[1], options, self._ctx.max_payload_size))
+            datas.append(item[1])
+        out: list[Job] = []
+        for start in range(0, len(encoded), BULK_CHUNK):
+            out += await self._write(encoded[start : start + BULK_CHUNK], datas[start : start + BULK_CHUNK])
+        return out
+
+    async def _write(self, encoded: list[tuple[Any, ...]], datas: list[Any]) -> list[Job]:
+        reply = await self._ctx.call("add", encode_add_batch(encoded))
+        now = reply[0] / 1000.0
+        jobs: list[Job] = []
+        for i, fields in enumerate(encoded):
+            job_id, created = reply[1 + 2 * i].decode(), reply[2 + 2 * i]
+            if not created:
+                existing = await self.get_job(job_id)
+                if existing is not None:
+                    jobs.append(existing)
+                    continue
+            job = Job(self._ctx, job_id, fields[1], datas[i])
+            job.timestamp = now
+            job.delay, job.priority, job.attempts = fields[3] / 1000.0, fields[4], fields[5]
+            job.backoff, job.timeout = fields[6], (fields[7] / 1000.0 if fields[7] else None)
+            jobs.append(job)
+        return jobs
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidArgumentError("job_id must be a non-empty str")
+        (flat,) = await self._ctx.call("jobs", [job_id])
+        return Job.from_hash(self._ctx, job_id, flat) if flat else None
+
+    async def get_jobs(self, states: str | Sequence[str], start: int = 0, end: int = -1) -> list[Job]:
+        """Jobs in the given states, ranks start..end inclusive over the states in order.
+
+        Waiting jobs come in run order, delayed by due time, completed/failed newest first.
+        """
+        names = [states] if isinstance(states, str) else list(states)
+        for state in names:
+            check.state(state, STATES)
+        check.integer(start, "start", minimum=-(2**62))
+        check.integer(end, "end", minimum=-(2**62))
+        names = [state for state in names if state != "waiting-children"]
+        if len(names) == 1:
+            reply = await self._ctx.call("get_ids", [names[0], start, end])
+            selected = [i.decode() for i in reply]
+        else:
+            ids: list[str] = []
+            for state in names:
+                ids += [i.decode() for i in await self._ctx.call("get_ids", [state, 0, -1])]
+            first = start if start >= 0 else max(len(ids) + start, 0)
+            last = end if end >= 0 else len(ids) + end
+            selected = ids[first : last + 1]
+        if not selected:
+            return []
+        records = await self._ctx.call("jobs", selected)
+        return [Job.from_hash(self._ctx, i, flat) for i, flat in zip(selected, records) if flat]
+
+    async def get_job_counts(self) -> dict[str, int]:
+        """Jobs per state: waiting, active, delayed, completed, failed, waiting-children, paused."""
+        waiting, active, delayed, completed, failed, paused = await self._ctx.call("counts", [])
+        return {
+            "waiting": waiting, "active": active, "delayed": delayed, "completed": completed,
+            "failed": failed, "waiting-children": 0, "paused": waiting if paused else 0,
+        }
+
+    async def count(self) -> int:
+        """Jobs not yet started: waiting plus delayed."""
+        counts = await self.get_job_counts()
+        return counts["waiting"] + counts["delayed"]
+
+    async def pause(self) -> None:
+        """Stops every worker of the queue from starting new jobs."""
+        await self._ctx.call("set_paused", ["1"])
+
+    async def resume(self) -> None:
+        """Lets workers start jobs again."""
+        await self._ctx.call("set_paused", ["0"])
+
+    async def is_paused(self) -> bool:
+        """True while the queue is paused."""
+        return bool((await self._ctx.call("counts", []))[5])
+
+    async def drain(self, *, delayed: bool = False) -> int:
+        """Removes waiting (and, with ``delayed``, delayed) jobs; returns how many."""
+        total = 0
+        while True:
+            removed = await self._ctx.call("drain", ["1" if delayed else "0", MAINTENANCE_CHUNK])
+            total += removed
+            if removed < MAINTENANCE_CHUNK:
+                return total
+
+    async def clean(self, grace: float | timedelta, limit: int = 1000, state: str = "completed") -> list[str]:
+        """Removes up to ``limit`` jobs of ``state`` older than ``grace`` seconds; returns their ids."""
+        grace_ms = round(check.seconds(grace, "grace") * 1000)
+        check.integer(limit, "limit", minimum=0)
+        check.state(state, CLEANABLE)
+        now_ms = await self._server_ms()
+        removed: list[str] = []
+        cursor = 0
+        while cursor >= 0 and len(removed) < limit:
+            reply = await self._ctx.call("clean", [state, now_ms - grace_ms, limit - len(removed), cursor])
+            cursor = reply[0]
+            removed += [i.decode() for i in reply[1:]]
+        return removed
+
+    async def retry_jobs(self, state: str = "failed", count: int | None = None) -> int:
+        """Moves failed (or completed) jobs back to waiting; returns how many moved."""
+        check.state(state, ("failed", "completed"))
+        if count is not None:
+            check.integer(count, "count", minimum=0)
+        moved = 0
+        while count is None or moved < count:
+            chunk = MAINTENANCE_CHUNK if count is None else min(MAINTENANCE_CHUNK, count - moved)
+            n = await self._ctx.call("retry_jobs", [state, chunk])
+            moved += n
+            if n < chunk:
+                break
+        return moved
+
+    async def remove(self, job_id: str) -> bool:
+        """Deletes a job that is not active; True if it was removed."""
+        check.name(job_id, "job_id")
+        return bool(await self._ctx.call("remove", [job_id]) == 1)
+
+    async def obliterate(self, *, force: bool = False) -> None:
+        """Deletes the queue and all its jobs; refuses while jobs are active unless ``force``."""
+        while True:
+            left = await self._ctx.call("obliterate", ["1" if force else "0", MAINTENANCE_CHUNK])
+            if left == -1:
+                raise GlideMQError(f"queue {self.name!r} has active jobs; use force=True to obliterate it")
+            if left == 0:
+                return
+
+    async def _server_ms(self) -> int:
+        seconds, micros = await self._ctx.client.command(["TIME"])
+        return int(seconds) * 1000 + int(micros) // 1000

@@ -1,0 +1,353 @@
+"""Worker: runs a processor over the jobs of one queue."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Union
+
+from . import _validate as check
+from ._client import Client
+from ._codec import decode_active, encode_finished, pack
+from ._context import QueueContext
+from ._heartbeat import Heartbeat
+from ._worker_events import EVENTS, EventEmitter
+from .connection import Connection
+from .errors import GlideMQError, InvalidArgumentError, SerializationError, UnrecoverableError
+from .job import Job
+from .options import retry_delay_ms
+
+log = logging.getLogger("glidemq")
+
+Processor = Callable[[Job], Union[Awaitable[Any], Any]]
+MAX_BLOCK = 5.0
+MIN_BLOCK = 0.01
+ERROR_PAUSE_MIN, ERROR_PAUSE_MAX = 0.1, 5.0
+STATUS_STALE, STATUS_COMPLETED, STATUS_FAILED, STATUS_RETRYING, STATUS_RELEASED = range(5)
+
+__all__ = ["EVENTS", "Processor", "Worker"]
+
+
+class Worker:
+    """Processes jobs of one queue with up to ``concurrency`` at a time.
+
+    ``async def`` processors are awaited; plain ``def`` processors run in a thread pool.
+    ``async with Worker(...)`` runs it in the background and closes it gracefully on exit.
+    """
+
+    def __init__(
+        self,
+        queue_name: str,
+        processor: Processor,
+        *,
+        connection: Connection | str | None = None,
+        prefix: str = "glidemq",
+        concurrency: int = 1,
+        lock_duration: float | timedelta = 30,
+        stalled_interval: float | timedelta = 30,
+        max_stalled_count: int = 1,
+        max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        if not callable(processor):
+            raise InvalidArgumentError("processor must be callable")
+        self._ctx = QueueContext(
+            queue_name, connection=connection, prefix=prefix, max_payload_size=max_payload_size,
+            client_name="glidemq-worker",
+        )
+        self.name = self._ctx.name
+        self.concurrency = check.integer(concurrency, "concurrency", minimum=1)
+        self.lock_duration = check.seconds(lock_duration, "lock_duration", positive=True)
+        self.stalled_interval = check.seconds(stalled_interval, "stalled_interval", positive=True)
+        self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
+        self._processor = processor
+        self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
+            getattr(processor, "__call__", None)
+        )
+        self._executor: ThreadPoolExecutor | None = None
+        self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
+        self._events = EventEmitter()
+        self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
+        self._active: dict[str, tuple[Job, asyncio.Task[None]]] = {}
+        self._leases: dict[str, str] = {}
+        self._finished: list[tuple[Any, ...]] = []
+        self._outcomes: list[tuple[Job, str, Any]] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
+        self._running = self._closing = self._paused = self._forced = self._drained = False
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.name!r} concurrency={self.concurrency} on {self._ctx.connection.url}>"
+
+    # events -----------------------------------------------------------------------------
+    def on(self, event: str, callback: Callable[..., Any] | None = None) -> Any:
+        """Registers ``callback`` for ``event``; without a callback, works as a decorator."""
+        return self._events.on(event, callback)
+
+    # lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> Worker:
+        self._run_task = asyncio.create_task(self.run())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def run(self) -> None:
+        """Processes jobs until close(); returns after a graceful shutdown."""
+        if self._running:
+            raise GlideMQError("this worker is already running")
+        if self._closing:
+            raise GlideMQError("this worker is closed")
+        self._running = True
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        if not self._is_async:
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"glidemq-{self.name}")
+        heartbeat = Heartbeat(
+            self._ctx.connection, self._ctx.base, leases=self._leases.copy,
+            lock_duration=self.lock_duration, stalled_interval=self.stalled_interval,
+            max_stalled_count=self.max_stalled_count, on_stalled=self._stalled_from_thread,
+            on_error=self._error_from_thread,
+        )
+        heartbeat.start()
+        try:
+            await self._loop_forever()
+        finally:
+            heartbeat.stop()
+            await asyncio.to_thread(heartbeat.join)
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            await self._blocking.close()
+            await self._ctx.close()
+            self._running = False
+            self._stopped.set()
+            await self._events.emit("closed")
+            await self._events.wait_pending()
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Stops fetching and lets active jobs finish.
+
+        Jobs still running after ``timeout`` seconds are cancelled and put back to
+        waiting without using an attempt.
+        """
+        if timeout is not None:
+            check.seconds(timeout, "timeout")
+        self._closing = True
+        if not self._running:
+            if self._run_task is not None:
+                await asyncio.gather(self._run_task, return_exceptions=True)
+            else:
+                await self._blocking.close()
+                await self._ctx.close()
+            return
+        assert self._wake is not None and self._stopped is not None
+        self._wake.set()
+        await self._blocking.close()  # wakes a pending blocking wait
+        try:
+            await asyncio.wait_for(asyncio.shield(self._stopped.wait()), timeout)
+        except asyncio.TimeoutError:
+            self._forced = True
+            for _, task in list(self._active.values()):
+                task.cancel()
+            await self._stopped.wait()
+        if self._run_task is not None:
+            await asyncio.gather(self._run_task, return_exceptions=True)
+
+    async def pause(self) -> None:
+        """Stops this worker from starting new jobs; active ones finish."""
+        self._paused = True
+
+    async def resume(self) -> None:
+        """Lets this worker start jobs again."""
+        self._paused = False
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        """True between run() starting and its graceful end."""
+        return self._running
+
+    # the loop ---------------------------------------------------------------------------
+    async def _loop_forever(self) -> None:
+        assert self._wake is not None
+        block: asyncio.Task[Any] | None = None
+        pause = ERROR_PAUSE_MIN
+        next_delay = -1
+        while not (self._closing and not self._active and not self._finished):
+            finished, self._finished = self._finished, []
+            outcomes, self._outcomes = self._outcomes, []
+            free = 0 if (self._closing or self._paused) else self.concurrency - len(self._active) + len(finished)
+            fetched = 0
+            if finished or free > 0:
+                try:
+                    fetched, next_delay = await self._take(finished, outcomes, free)
+                    pause = ERROR_PAUSE_MIN
+                except GlideMQError as exc:
+                    self._finished[:0], self._outcomes[:0] = finished, outcomes
+                    await self._events.emit("error", exc)
+                    await self._sleep_or_wake(pause)
+                    pause = min(pause * 2, ERROR_PAUSE_MAX)
+                    continue
+                if fetched:
+                    continue
+            self._wake.clear()
+            if self._finished or (self._closing and not self._active):
+                continue
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+            can_fetch = not (self._closing or self._paused) and len(self._active) < self.concurrency
+            if can_fetch:
+                if not self._active and not self._drained and not fetched:
+                    self._drained = True
+                    await self._events.emit("drained")
+                if block is None:
+                    timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
+                    block = asyncio.ensure_future(self._wait_for_marker(timeout))
+                waits.add(block)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                if waiter is not block and not waiter.done():
+                    waiter.cancel()
+            if block is not None and block.done():
+                error = block.result()
+                block = None
+                if error is not None and not self._closing:
+                    await self._events.emit("error", error)
+                    await self._sleep_or_wake(pause)
+                    pause = min(pause * 2, ERROR_PAUSE_MAX)
+        if block is not None:
+            await asyncio.gather(block, return_exceptions=True)
+
+    async def _wait_for_marker(self, timeout: float) -> GlideMQError | None:
+        """Blocks on the dedicated client until work may be there; returns an error, if any."""
+        try:
+            glide = await self._blocking.raw()
+            await glide.bzpopmin([self._ctx.key("marker")], timeout)
+        except GlideMQError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - any client failure counts as a lost connection
+            return GlideMQError(f"waiting for jobs failed: {exc}")
+        return None
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _take(self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, str, Any]], free: int) -> tuple[int, int]:
+        args = [self._lock_ms, str(free), str(len(finished)), *encode_finished(finished)]
+        now_ms, next_delay, results, records = await self._ctx.client.fcall("take", self._ctx.base, args)
+        for i, (job, kind, value) in enumerate(outcomes):
+            status, attempts_made = results[2 * i], results[2 * i + 1]
+            self._active.pop(job.id, None)
+            self._leases.pop(job.id, None)
+            await self._report(job, status, attempts_made, kind, value, now_ms)
+        jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
+        for job in jobs:
+            self._start(job)
+        if jobs:
+            self._drained = False
+        return len(jobs), next_delay
+
+    async def _report(self, job: Job, status: int, attempts_made: int, kind: str, value: Any, now_ms: int) -> None:
+        if status == STATUS_STALE:
+            log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name)
+            return
+        job.attempts_made = attempts_made
+        if status == STATUS_COMPLETED:
+            job.return_value, job.finished_on = value, now_ms / 1000.0
+            await self._events.emit("completed", job, value)
+        elif status in (STATUS_FAILED, STATUS_RETRYING):
+            job.failed_reason = _reason(value)
+            job.stacktrace = _stack(value)
+            if status == STATUS_FAILED:
+                job.finished_on = now_ms / 1000.0
+            await self._events.emit("failed", job, value)
+
+    # running one job --------------------------------------------------------------------
+    def _start(self, job: Job) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._execute(job))
+        self._active[job.id] = (job, task)
+        self._leases[job.id] = job._token
+        job._on_progress = self._progress
+
+    async def _execute(self, job: Job) -> None:
+        await self._events.emit("active", job)
+        try:
+            if job.timeout:
+                try:
+                    result = await asyncio.wait_for(self._invoke(job), job.timeout)
+                except asyncio.TimeoutError:
+                    raise _JobTimeout(f"job timed out after {job.timeout:g}s") from None
+            else:
+                result = await self._invoke(job)
+            payload = check.payload(pack(result), self._ctx.max_payload_size, "return value")
+            self._done(job, (job.id, job._token, "c", payload, b"", 0), "c", result)
+        except asyncio.CancelledError:
+            self._done(job, (job.id, job._token, "r", b"", b"", 0), "r", None)
+            if not self._forced:
+                raise
+        except Exception as exc:  # noqa: BLE001 - any processor failure fails the job
+            unrecoverable = isinstance(exc, (UnrecoverableError, SerializationError))
+            retry = -1 if unrecoverable else retry_delay_ms(job.backoff, job.attempts_made + 1)
+            stack = pack(traceback.format_exception(exc))
+            self._done(job, (job.id, job._token, "f", _reason(exc).encode(), stack, retry), "f", exc)
+
+    async def _invoke(self, job: Job) -> Any:
+        if self._is_async:
+            return await self._processor(job)
+        assert self._loop is not None and self._executor is not None
+        result = await self._loop.run_in_executor(self._executor, self._processor, job)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _done(self, job: Job, entry: tuple[Any, ...], kind: str, value: Any) -> None:
+        self._finished.append(entry)
+        self._outcomes.append((job, kind, value))
+        assert self._wake is not None
+        self._wake.set()
+
+    def _progress(self, job: Job, value: Any) -> None:
+        self._events.emit_soon("progress", job, value)
+
+    # from the heartbeat thread ----------------------------------------------------------
+    def _stalled_from_thread(self, recovered: list[str], failed: list[str]) -> None:
+        assert self._loop is not None
+        for job_id in recovered + failed:
+            self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
+
+    def _error_from_thread(self, exc: BaseException) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._events.emit_soon, "error", exc)
+
+
+class _JobTimeout(Exception):
+    """A job ran longer than its timeout."""
+
+
+def _reason(exc: Any) -> str:
+    if not isinstance(exc, BaseException):
+        return ""
+    return str(exc) or type(exc).__name__
+
+
+def _stack(exc: Any) -> list[str]:
+    if not isinstance(exc, BaseException):
+        return []
+    return traceback.format_exception(exc)
