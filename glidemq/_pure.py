@@ -47,36 +47,30 @@ def unpack(data: bytes | None) -> Any:
     return _unpackb(data, raw=False, strict_map_key=False)
 
 
-def encode_add_batch(jobs: list[tuple[Any, ...]]) -> list[Any]:
-    """Flattens add arguments: one 11-field group per job, prefixed by the job count.
+def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
+    """Packs the arguments of ``add`` into one msgpack blob (one argument on the wire).
 
     Each job is (id, name, data bytes, delay_ms, priority, attempts, backoff spec,
-    timeout_ms, lifo, remove_on_complete, remove_on_fail); numbers become ASCII bytes.
+    timeout_ms, lifo, remove_on_complete, remove_on_fail).
     """
-    out: list[Any] = [str(len(jobs)).encode()]
-    for job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf in jobs:
-        out += [
-            job_id.encode(),
-            name.encode(),
-            data,
-            str(delay).encode(),
-            str(priority).encode(),
-            str(attempts).encode(),
-            backoff.encode(),
-            str(timeout).encode(),
-            b"1" if lifo else b"0",
-            str(rc).encode(),
-            str(rf).encode(),
-        ]
-    return out
+    return _packb(
+        [
+            [job_id, name, data, delay, priority, attempts, backoff, timeout, 1 if lifo else 0, rc, rf]
+            for job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf in jobs
+        ],
+        use_bin_type=False,
+    )
 
 
-def decode_active(flat: list[Any]) -> list[tuple[Any, ...]]:
-    """Decodes job records returned by ``take``: 13 fields per job.
+def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
+    """Decodes the job records ``take`` returns (a msgpack array, 13 fields per job).
 
     Gives (id, token, processed_on_ms, name, data, timestamp_ms, attempts, attempts_made,
     priority, delay_ms, backoff spec, timeout_ms, progress) per job.
     """
+    if not blob:
+        return []
+    flat = _unpackb(blob, raw=True)
     out = []
     for i in range(0, len(flat), 13):
         out.append(
@@ -104,9 +98,8 @@ def hash_to_dict(flat: list[bytes]) -> dict[str, bytes]:
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-def encode_finished(entries: list[tuple[str, str, str, bytes, bytes, int]]) -> list[Any]:
-    """Flattens finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms)."""
-    out: list[Any] = []
-    for job_id, token, kind, payload, extra, retry in entries:
-        out += [job_id.encode(), token.encode(), kind.encode(), payload, extra, str(retry).encode()]
-    return out
+def encode_finished(entries: list[tuple[str, str, str, bytes, bytes, int]]) -> bytes:
+    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms) each."""
+    if not entries:
+        return b""
+    return _packb([list(entry) for entry in entries], use_bin_type=False)

@@ -46,31 +46,21 @@ cpdef object unpack(object data):
     return _unpackb(data, raw=False, strict_map_key=False)
 
 
-cdef inline bytes _num(object n):
-    return str(n).encode()
-
-
 def encode_add_batch(list jobs):
-    """Flattens add arguments: one 11-field group per job, prefixed by the job count."""
-    cdef list out = [_num(len(jobs))]
+    """Packs the arguments of ``add`` into one msgpack blob (one argument on the wire)."""
+    cdef list rows = []
     cdef tuple job
     for job in jobs:
-        out.append((<str>job[0]).encode())
-        out.append((<str>job[1]).encode())
-        out.append(job[2])
-        out.append(_num(job[3]))
-        out.append(_num(job[4]))
-        out.append(_num(job[5]))
-        out.append((<str>job[6]).encode())
-        out.append(_num(job[7]))
-        out.append(b"1" if job[8] else b"0")
-        out.append(_num(job[9]))
-        out.append(_num(job[10]))
-    return out
+        rows.append([job[0], job[1], job[2], job[3], job[4], job[5], job[6], job[7],
+                     1 if job[8] else 0, job[9], job[10]])
+    return _packb(rows, use_bin_type=False)
 
 
-def decode_active(list flat):
-    """Decodes job records returned by ``take``: 13 fields per job."""
+def decode_active(bytes blob):
+    """Decodes the job records ``take`` returns (a msgpack array, 13 fields per job)."""
+    if not blob:
+        return []
+    cdef list flat = _unpackb(blob, raw=True)
     cdef list out = []
     cdef Py_ssize_t i, n = len(flat)
     for i in range(0, n, 13):
@@ -104,14 +94,7 @@ def hash_to_dict(list flat):
 
 
 def encode_finished(list entries):
-    """Flattens finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms)."""
-    cdef list out = []
-    cdef tuple e
-    for e in entries:
-        out.append((<str>e[0]).encode())
-        out.append((<str>e[1]).encode())
-        out.append((<str>e[2]).encode())
-        out.append(e[3])
-        out.append(e[4])
-        out.append(_num(e[5]))
-    return out
+    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms) each."""
+    if not entries:
+        return b""
+    return _packb([list(e) for e in entries], use_bin_type=False)

@@ -99,7 +99,7 @@ class Queue:
         return out
 
     async def _write(self, encoded: list[tuple[Any, ...]], datas: list[Any]) -> list[Job]:
-        reply = await self._ctx.call("add", encode_add_batch(encoded))
+        reply = await self._ctx.call("add", [encode_add_batch(encoded)])
         now = reply[0] / 1000.0
         jobs: list[Job] = []
         for i, fields in enumerate(encoded):

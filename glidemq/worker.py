@@ -249,7 +249,7 @@ class Worker:
             pass
 
     async def _take(self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, str, Any]], free: int) -> tuple[int, int]:
-        args = [self._lock_ms, str(free), str(len(finished)), *encode_finished(finished)]
+        args = [self._lock_ms, str(free), encode_finished(finished)]
         now_ms, next_delay, results, records = await self._ctx.client.fcall("take", self._ctx.base, args)
         for i, (job, kind, value) in enumerate(outcomes):
             status, attempts_made = results[2 * i], results[2 * i + 1]

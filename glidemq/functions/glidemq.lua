@@ -190,36 +190,38 @@ local function activate(base, want, lock_ms, now)
   return out
 end
 
--- take(lock_ms, want, n, [id, token, kind, payload, extra, retry] * n)
--- Finishes a batch of jobs and activates the next ones in one call.
--- Returns {now, next_delay_ms, finished results (status, am) * n, job records...}
+-- take(lock_ms, want, finished): finishes a batch of jobs and activates the next ones in
+-- one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry} ('' for none).
+-- Returns {now, next_delay_ms, {status, attempts_made} * n, msgpack job records ('' for none)}.
 local function take(keys, args)
   local base = keys[1]
-  local lock_ms, want, n = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
+  local lock_ms, want = tonumber(args[1]), tonumber(args[2])
   local now = now_ms()
   local results = {}
-  for i = 0, n - 1 do
-    local o = 4 + i * 6
-    local status, am = finish_one(base, args[o], args[o + 1], args[o + 2], args[o + 3], args[o + 4], args[o + 5], now)
-    results[#results + 1] = status
-    results[#results + 1] = am
+  if args[3] ~= '' then
+    for _, f in ipairs(cmsgpack.unpack(args[3])) do
+      local status, am = finish_one(base, f[1], f[2], f[3], f[4], f[5], f[6], now)
+      results[#results + 1] = status
+      results[#results + 1] = am
+    end
   end
   promote_due(base, now)
   local jobs = activate(base, want, lock_ms, now)
-  return {now, next_delay(base, now), results, jobs}
+  local packed = ''
+  if #jobs > 0 then packed = cmsgpack.pack(jobs) end
+  return {now, next_delay(base, now), results, packed}
 end
 
--- add(n, [id, name, data, delay_ms, priority, attempts, backoff, timeout_ms, lifo, rc, rf] * n)
--- Returns {now, [id, created] * n}; an existing custom id is left untouched (created = 0).
+-- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
+-- backoff, timeout_ms, lifo, rc, rf}. Returns {now, [id, created] * n}; an existing custom id
+-- is left untouched (created = 0).
 local function add(keys, args)
   local base = keys[1]
-  local n = tonumber(args[1])
   local now = now_ms()
   local out = {now}
   local woke = false
-  for i = 0, n - 1 do
-    local o = 2 + i * 11
-    local id = args[o]
+  for _, j in ipairs(cmsgpack.unpack(args[1])) do
+    local id = j[1]
     local created = 0
     if id == '' then
       id = tostring(redis.call('INCR', base .. 'id'))
@@ -227,18 +229,17 @@ local function add(keys, args)
     local jk = base .. 'j:' .. id
     if redis.call('EXISTS', jk) == 0 then
       created = 1
-      local delay, prio = tonumber(args[o + 3]), tonumber(args[o + 4])
+      local delay, prio, lifo = j[4], j[5], j[9]
       local state = 'waiting'
       if delay > 0 then state = 'delayed' end
-      redis.call('HSET', jk, 'n', args[o + 1], 'd', args[o + 2], 'ts', now, 'dl', delay, 'p', prio,
-        'at', args[o + 5], 'am', 0, 'bo', args[o + 6], 'to', args[o + 7], 'lf', args[o + 8],
-        'rc', args[o + 9], 'rf', args[o + 10], 's', state)
-      emit(base, 'added', id, 'name', args[o + 1])
+      redis.call('HSET', jk, 'n', j[2], 'd', j[3], 'ts', now, 'dl', delay, 'p', prio, 'at', j[6], 'am', 0,
+        'bo', j[7], 'to', j[8], 'lf', lifo, 'rc', j[10], 'rf', j[11], 's', state)
+      emit(base, 'added', id, 'name', j[2])
       if delay > 0 then
         schedule(base, id, now + delay)
         emit(base, 'delayed', id, 'delay', now + delay)
       else
-        enqueue(base, id, prio, args[o + 8] == '1')
+        enqueue(base, id, prio, lifo == 1)
       end
       woke = true
     end
@@ -482,8 +483,8 @@ end
 local function progress(keys, args)
   local base = keys[1]
   local jk = base .. 'j:' .. args[1]
-  local tk = redis.call('HGET', jk, 'tk')
-  if not tk or (args[2] ~= '' and tk ~= args[2]) then return 0 end
+  if redis.call('EXISTS', jk) == 0 then return 0 end
+  if args[2] ~= '' and redis.call('HGET', jk, 'tk') ~= args[2] then return 0 end
   redis.call('HSET', jk, 'pg', args[3])
   emit(base, 'progress', args[1], 'progress', args[3])
   return 1
