@@ -79,12 +79,10 @@ class Heartbeat(threading.Thread):
         leases = self._leases()
         if not leases:
             return
-        args: list[str] = [self._lock_ms]
-        for job_id, token in leases.items():
-            args += (job_id, token)
-        lost = await client.fcall("extend", self._base, args)
-        if lost:
-            log.warning("lost the lock of %d job(s): %s", len(lost), [i.decode() for i in lost])
+        args = [self._lock_ms, *(f"{job_id}:{token}" for job_id, token in leases.items())]
+        renewed = await client.fcall("extend", self._base, args)
+        if renewed < len(leases):
+            log.debug("lost the lock of %d job(s) of %s", len(leases) - renewed, self._base)
 
     async def _recover(self, client: Client) -> None:
         while True:

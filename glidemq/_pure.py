@@ -51,11 +51,12 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
     """Packs the arguments of ``add`` into one msgpack blob (one argument on the wire).
 
     Each job is (id, name, data bytes, delay_ms, priority, attempts, backoff spec,
-    timeout_ms, lifo, remove_on_complete, remove_on_fail).
+    timeout_ms, lifo, remove_on_complete, remove_on_fail); numbers travel as decimal strings.
     """
     return _packb(
         [
-            [job_id, name, data, delay, priority, attempts, backoff, timeout, 1 if lifo else 0, rc, rf]
+            [job_id, name, data, str(delay), str(priority), str(attempts), backoff, str(timeout),
+             "1" if lifo else "0", str(rc), str(rf)]
             for job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf in jobs
         ],
         use_bin_type=False,
@@ -63,16 +64,17 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
 
 
 def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
-    """Decodes the job records ``take`` returns (a msgpack array, 13 fields per job).
+    """Decodes the job records ``take`` returns (a msgpack array, 15 fields per job).
 
     Gives (id, token, processed_on_ms, name, data, timestamp_ms, attempts, attempts_made,
-    priority, delay_ms, backoff spec, timeout_ms, progress) per job.
+    priority, delay_ms, backoff spec, timeout_ms, progress, remove_on_complete,
+    remove_on_fail) per job.
     """
     if not blob:
         return []
     flat = _unpackb(blob, raw=True)
     out = []
-    for i in range(0, len(flat), 13):
+    for i in range(0, len(flat), 15):
         out.append(
             (
                 flat[i].decode(),
@@ -88,6 +90,8 @@ def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
                 flat[i + 10].decode(),
                 int(flat[i + 11] or 0),
                 unpack(flat[i + 12]),
+                int(flat[i + 13]),
+                int(flat[i + 14]),
             )
         )
     return out
@@ -98,8 +102,9 @@ def hash_to_dict(flat: list[bytes]) -> dict[str, bytes]:
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-def encode_finished(entries: list[tuple[str, str, str, bytes, bytes, int]]) -> bytes:
-    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms) each."""
+def encode_finished(entries: list[tuple[Any, ...]]) -> bytes:
+    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms,
+    attempts_made, keep, priority) each."""
     if not entries:
         return b""
     return _packb([list(entry) for entry in entries], use_bin_type=False)

@@ -51,19 +51,19 @@ def encode_add_batch(list jobs):
     cdef list rows = []
     cdef tuple job
     for job in jobs:
-        rows.append([job[0], job[1], job[2], job[3], job[4], job[5], job[6], job[7],
-                     1 if job[8] else 0, job[9], job[10]])
+        rows.append([job[0], job[1], job[2], str(job[3]), str(job[4]), str(job[5]), job[6], str(job[7]),
+                     "1" if job[8] else "0", str(job[9]), str(job[10])])
     return _packb(rows, use_bin_type=False)
 
 
 def decode_active(bytes blob):
-    """Decodes the job records ``take`` returns (a msgpack array, 13 fields per job)."""
+    """Decodes the job records ``take`` returns (a msgpack array, 15 fields per job)."""
     if not blob:
         return []
     cdef list flat = _unpackb(blob, raw=True)
     cdef list out = []
     cdef Py_ssize_t i, n = len(flat)
-    for i in range(0, n, 13):
+    for i in range(0, n, 15):
         out.append(
             (
                 (<bytes>flat[i]).decode(),
@@ -79,6 +79,8 @@ def decode_active(bytes blob):
                 (<bytes>flat[i + 10]).decode(),
                 int(flat[i + 11] or 0),
                 unpack(flat[i + 12]),
+                int(flat[i + 13]),
+                int(flat[i + 14]),
             )
         )
     return out
@@ -94,7 +96,8 @@ def hash_to_dict(list flat):
 
 
 def encode_finished(list entries):
-    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms) each."""
+    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms,
+    attempts_made, keep, priority) each."""
     if not entries:
         return b""
     return _packb([list(e) for e in entries], use_bin_type=False)

@@ -20,10 +20,32 @@ RECONNECT_PAUSE = 0.5
 
 @dataclass(frozen=True)
 class RawEvent:
-    """One entry of the events stream, fields still encoded."""
+    """One event of the events stream, fields still encoded."""
 
     stream_id: str
+    event: str
+    job_id: str
     fields: dict[str, bytes] = field(default_factory=dict)
+
+
+def split_entry(stream_id: str, pairs: list[list[bytes]]) -> list[RawEvent]:
+    """Splits one stream entry (``e <name> id <id> [k v]... id <id> ...``) into events."""
+    if not pairs or pairs[0][0] != b"e":
+        return []
+    name = pairs[0][1].decode()
+    events: list[RawEvent] = []
+    job_id: str | None = None
+    fields: dict[str, bytes] = {}
+    for key, value in pairs[1:]:
+        if key == b"id":
+            if job_id is not None:
+                events.append(RawEvent(stream_id, name, job_id, fields))
+            job_id, fields = value.decode(), {}
+        else:
+            fields[key.decode()] = value
+    if job_id is not None:
+        events.append(RawEvent(stream_id, name, job_id, fields))
+    return events
 
 
 async def last_stream_id(client: Client, key: str) -> str:
@@ -54,7 +76,8 @@ async def read_events(client: Client, key: str, start: str) -> AsyncIterator[Raw
         for entries in reply.values():
             for entry_id, pairs in entries.items():
                 last = entry_id.decode()
-                yield RawEvent(last, {k.decode(): v for k, v in pairs})
+                for event in split_entry(last, pairs):
+                    yield event
 
 
 class FinishWaiter:
@@ -101,14 +124,12 @@ class FinishWaiter:
             return
         self._started.set_result(None)
         async for event in read_events(self._client, self._key, start):
-            kind = event.fields.get("e")
-            if kind not in (b"completed", b"failed"):
+            if event.event not in ("completed", "failed"):
                 continue
-            job_id = event.fields.get("id", b"").decode()
-            payload = event.fields.get("return_value" if kind == b"completed" else "failed_reason", b"")
-            for future in self._watchers.pop(job_id, []):
+            payload = event.fields.get("return_value" if event.event == "completed" else "failed_reason", b"")
+            for future in self._watchers.pop(event.job_id, []):
                 if not future.done():
-                    future.set_result((kind.decode(), payload))
+                    future.set_result((event.event, payload))
 
     async def close(self) -> None:
         """Stops the listener; pending waits fall back to their timeouts."""

@@ -32,17 +32,13 @@ def decode_event(raw: RawEvent) -> QueueEvent:
     """Turns a stream entry into a QueueEvent with decoded data."""
     data: dict[str, Any] = {}
     for key, value in raw.fields.items():
-        if key in ("e", "id"):
-            continue
         if key in ENCODED_FIELDS:
             data[key] = unpack(value)
         elif key in INT_FIELDS:
             data[key] = int(value)
         else:
             data[key] = value.decode(errors="replace")
-    return QueueEvent(
-        raw.fields.get("e", b"").decode(), raw.fields.get("id", b"").decode(), data, raw.stream_id
-    )
+    return QueueEvent(raw.event, raw.job_id, data, raw.stream_id)
 
 
 class QueueEvents:

@@ -26,7 +26,7 @@ class Job:
     """A job of a queue. Read its fields; ``await`` its methods for fresh server state."""
 
     __slots__ = (
-        "_ctx", "_token", "_on_progress", "id", "name", "queue_name", "data", "attempts", "attempts_made", "priority",
+        "_ctx", "_token", "_on_progress", "_keep_complete", "_keep_fail", "id", "name", "queue_name", "data", "attempts", "attempts_made", "priority",
         "delay", "progress", "return_value", "failed_reason", "stacktrace", "timestamp", "processed_on",
         "finished_on", "timeout", "backoff",
     )
@@ -35,6 +35,7 @@ class Job:
         self._ctx = ctx
         self._token = ""
         self._on_progress: Callable[[Job, Any], None] | None = None
+        self._keep_complete = self._keep_fail = -1
         self.id = job_id
         self.name = name
         self.queue_name = ctx.name
@@ -79,7 +80,7 @@ class Job:
     def from_active(cls, ctx: QueueContext, record: tuple[Any, ...]) -> Job:
         """Builds a job from one record decoded by ``decode_active``."""
         (job_id, token, processed_on, name, data, timestamp, attempts, attempts_made,
-         priority, delay, backoff, timeout, progress) = record
+         priority, delay, backoff, timeout, progress, keep_complete, keep_fail) = record
         job = cls(ctx, job_id, name, data)
         job._token = token
         job.processed_on = processed_on / 1000.0
@@ -91,6 +92,7 @@ class Job:
         job.backoff = backoff
         job.timeout = timeout / 1000.0 if timeout else None
         job.progress = progress
+        job._keep_complete, job._keep_fail = keep_complete, keep_fail
         return job
 
     def __repr__(self) -> str:

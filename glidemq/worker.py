@@ -250,12 +250,11 @@ class Worker:
 
     async def _take(self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, str, Any]], free: int) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished)]
-        now_ms, next_delay, results, records = await self._ctx.client.fcall("take", self._ctx.base, args)
-        for i, (job, kind, value) in enumerate(outcomes):
-            status, attempts_made = results[2 * i], results[2 * i + 1]
+        now_ms, next_delay, statuses, records = await self._ctx.client.fcall("take", self._ctx.base, args)
+        for (job, kind, value), status in zip(outcomes, statuses):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
-            await self._report(job, status, attempts_made, kind, value, now_ms)
+            await self._report(job, status, kind, value, now_ms)
         jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
         for job in jobs:
             self._start(job)
@@ -263,11 +262,12 @@ class Worker:
             self._drained = False
         return len(jobs), next_delay
 
-    async def _report(self, job: Job, status: int, attempts_made: int, kind: str, value: Any, now_ms: int) -> None:
+    async def _report(self, job: Job, status: int, kind: str, value: Any, now_ms: int) -> None:
         if status == STATUS_STALE:
             log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name)
             return
-        job.attempts_made = attempts_made
+        if status != STATUS_RELEASED:
+            job.attempts_made += 1
         if status == STATUS_COMPLETED:
             job.return_value, job.finished_on = value, now_ms / 1000.0
             await self._events.emit("completed", job, value)
@@ -297,16 +297,18 @@ class Worker:
             else:
                 result = await self._invoke(job)
             payload = check.payload(pack(result), self._ctx.max_payload_size, "return value")
-            self._done(job, (job.id, job._token, "c", payload, b"", 0), "c", result)
         except asyncio.CancelledError:
-            self._done(job, (job.id, job._token, "r", b"", b"", 0), "r", None)
+            self._done(job, "r", b"", b"", 0, job.attempts_made, None)
             if not self._forced:
                 raise
         except Exception as exc:  # noqa: BLE001 - any processor failure fails the job
-            unrecoverable = isinstance(exc, (UnrecoverableError, SerializationError))
-            retry = -1 if unrecoverable else retry_delay_ms(job.backoff, job.attempts_made + 1)
+            attempts_made = job.attempts_made + 1
+            final = attempts_made >= job.attempts or isinstance(exc, (UnrecoverableError, SerializationError))
+            retry = -1 if final else retry_delay_ms(job.backoff, attempts_made)
             stack = pack(traceback.format_exception(exc))
-            self._done(job, (job.id, job._token, "f", _reason(exc).encode(), stack, retry), "f", exc)
+            self._done(job, "f", _reason(exc).encode(), stack, retry, attempts_made, exc)
+        else:
+            self._done(job, "c", payload, b"", 0, job.attempts_made + 1, result)
 
     async def _invoke(self, job: Job) -> Any:
         if self._is_async:
@@ -317,8 +319,9 @@ class Worker:
             result = await result
         return result
 
-    def _done(self, job: Job, entry: tuple[Any, ...], kind: str, value: Any) -> None:
-        self._finished.append(entry)
+    def _done(self, job: Job, kind: str, payload: bytes, extra: bytes, retry: int, attempts_made: int, value: Any) -> None:
+        keep = job._keep_complete if kind == "c" else job._keep_fail
+        self._finished.append((job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority))
         self._outcomes.append((job, kind, value))
         assert self._wake is not None
         self._wake.set()

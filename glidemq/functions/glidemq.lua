@@ -7,15 +7,43 @@ local EVENTS_MAXLEN = 10000
 local PRIO_SHIFT = 2147483648      -- 2^31: priority * 2^31 + sequence stays below 2^53
 local DELAY_SHIFT = 4096           -- delayed score: due_ms * 4096 + sequence
 local STALLED_REASON = 'job stalled more than allowable limit'
-local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg'}
+local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc', 'rf'}
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Events are buffered during a call and written when it ends, one stream entry per event
+-- name: e <name> id <job id> [field value ...] id <job id> [...] ...
+local pending = {base = '', order = {}, lists = {}}
+
+local function begin_events(base)
+  pending = {base = base, order = {}, lists = {}}
+end
+
 local function emit(base, event, id, ...)
-  redis.call('XADD', base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', event, 'id', id, ...)
+  local list = pending.lists[event]
+  if not list then
+    list = {}
+    pending.lists[event] = list
+    pending.order[#pending.order + 1] = event
+  end
+  list[#list + 1] = 'id'
+  list[#list + 1] = id
+  local n = select('#', ...)
+  if n > 0 then
+    local extra = {...}
+    for i = 1, n do list[#list + 1] = extra[i] end
+  end
+end
+
+local function flush_events()
+  local key = pending.base .. 'events'
+  for _, event in ipairs(pending.order) do
+    redis.call('XADD', key, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', event, unpack(pending.lists[event]))
+  end
+  pending = {base = '', order = {}, lists = {}}
 end
 
 local function wake(base)
@@ -24,6 +52,16 @@ end
 
 local function seq(base)
   return redis.call('INCR', base .. 'seq')
+end
+
+-- Active jobs are members "<id>:<token>" of the active set: removing that exact member is
+-- what ends an activation, so a worker holding an old token is fenced off.
+local function lease(id, token)
+  return id .. ':' .. token
+end
+
+local function lease_id(member)
+  return string.match(member, '^(.*):[^:]*$')
 end
 
 local function enqueue(base, id, prio, front)
@@ -55,80 +93,61 @@ local function retain(base, set, keep)
   redis.call('ZREMRANGEBYRANK', base .. set, 0, extra - 1)
 end
 
-local function finish(base, id, set, keep, now, fields)
-  local jk = base .. 'j:' .. id
+local function finish(base, id, set, keep, now_s, fields)
   if keep == 0 then
     delete_job(base, id)
     return
   end
-  redis.call('HSET', jk, unpack(fields))
-  redis.call('ZADD', base .. set, now, id)
+  redis.call('HSET', base .. 'j:' .. id, unpack(fields))
+  redis.call('ZADD', base .. set, now_s, id)
   retain(base, set, keep)
 end
 
-local function fail_for_good(base, id, am, reason, stack, now)
-  local rf = tonumber(redis.call('HGET', base .. 'j:' .. id, 'rf') or '-1')
+local function fail_for_good(base, id, am, reason, stack, keep, now_s)
   emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
-  finish(base, id, 'failed', rf, now,
-    {'s', 'failed', 'fo', now, 'am', am, 'fr', reason, 'st', stack, 'tk', ''})
+  finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
 end
 
--- Returns true when `token` is the live activation of `id`; removes it from active.
-local function claim_end(base, id, token)
-  if token == '' or redis.call('HGET', base .. 'j:' .. id, 'tk') ~= token then return false end
-  return redis.call('ZREM', base .. 'active', id) == 1
-end
-
--- Puts an active job back to waiting (or delayed) without using an attempt.
-local function release(base, id, delay, now)
+-- Puts a job back to waiting (front) or delayed without using an attempt.
+local function release(base, id, prio, delay, now)
   local jk = base .. 'j:' .. id
   if delay > 0 then
-    redis.call('HSET', jk, 's', 'delayed', 'tk', '')
+    redis.call('HSET', jk, 's', 'delayed')
     schedule(base, id, now + delay)
     emit(base, 'delayed', id, 'delay', now + delay)
   else
-    redis.call('HSET', jk, 's', 'waiting', 'tk', '')
-    enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), true)
+    redis.call('HSET', jk, 's', 'waiting')
+    enqueue(base, id, prio, true)
     emit(base, 'waiting', id)
   end
   wake(base)
 end
 
--- Finishes one job. kind: c(omplete) payload=return value; f(ail) payload=reason,
--- extra=stack, retry=delay ms or -1 for no retry; r(elease) retry=delay ms.
--- Returns status (0 stale, 1 completed, 2 failed, 3 retrying, 4 released), attempts_made.
-local function finish_one(base, id, token, kind, payload, extra, retry, now)
-  if not claim_end(base, id, token) then return 0, 0 end
-  local jk = base .. 'j:' .. id
-  if kind == 'r' then
-    release(base, id, tonumber(retry), now)
-    return 4, tonumber(redis.call('HGET', jk, 'am') or '0')
-  end
-  local f = redis.call('HMGET', jk, 'am', 'at', 'rc', 'p')
-  local am = tonumber(f[1]) + 1
+-- Finishes one activation. f = {id, token, kind, payload, extra, retry, attempts_made,
+-- keep, priority}; kind c(omplete): payload = return value; f(ail): payload = reason,
+-- extra = stack, retry = delay ms or -1 for a final failure; r(elease): retry = delay ms.
+-- attempts_made and keep (remove_on_complete/fail) come from the worker holding the lease.
+-- Returns status (0 stale, 1 completed, 2 failed, 3 retrying, 4 released).
+local function finish_one(base, f, now, now_s)
+  local id = f[1]
+  if redis.call('ZREM', base .. 'active', lease(id, f[2])) == 0 then return 0 end
+  local kind, am = f[3], f[7]
   if kind == 'c' then
-    emit(base, 'completed', id, 'return_value', payload)
-    finish(base, id, 'completed', tonumber(f[3]), now,
-      {'s', 'completed', 'fo', now, 'am', am, 'rv', payload, 'tk', ''})
-    return 1, am
+    emit(base, 'completed', id, 'return_value', f[4])
+    finish(base, id, 'completed', f[8], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
+    return 1
+  elseif kind == 'r' then
+    release(base, id, f[9], f[6], now)
+    return 4
   end
-  local delay = tonumber(retry)
-  if delay >= 0 and am < tonumber(f[2]) then
-    redis.call('HSET', jk, 'am', am, 'fr', payload, 'st', extra, 'tk', '')
-    if delay > 0 then
-      redis.call('HSET', jk, 's', 'delayed')
-      schedule(base, id, now + delay)
-      emit(base, 'delayed', id, 'delay', now + delay)
-    else
-      redis.call('HSET', jk, 's', 'waiting')
-      enqueue(base, id, tonumber(f[4]), false)
-      emit(base, 'waiting', id)
-    end
-    wake(base)
-    return 3, am
+  local delay = f[6]
+  if delay < 0 then
+    fail_for_good(base, id, am, f[4], f[5], f[8], now_s)
+    return 2
   end
-  fail_for_good(base, id, am, payload, extra, now)
-  return 2, am
+  redis.call('HSET', base .. 'j:' .. id, 'am', am, 'fr', f[4], 'st', f[5])
+  release(base, id, f[9], delay, now)
+  return 3
 end
 
 local function promote_due(base, now)
@@ -156,7 +175,7 @@ local function waiting_count(base)
 end
 
 -- Activates up to `want` jobs; returns a flat array of job records.
-local function activate(base, want, lock_ms, now)
+local function activate(base, want, lock_ms, now, now_s)
   local out = {}
   if want <= 0 or redis.call('HGET', base .. 'meta', 'paused') == '1' then return out end
   local ids = redis.call('LPOP', base .. 'wait', want) or {}
@@ -165,20 +184,19 @@ local function activate(base, want, lock_ms, now)
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
   if #ids == 0 then return out end
-  local batch = seq(base)
-  local deadline = now + lock_ms
+  local token = tostring(seq(base))
+  local deadline = tostring(now + lock_ms)
   local scores = {}
   for i, id in ipairs(ids) do
     local jk = base .. 'j:' .. id
-    local token = batch .. '.' .. i
-    redis.call('HSET', jk, 's', 'active', 'po', now, 'tk', token)
+    redis.call('HSET', jk, 's', 'active', 'po', now_s)
     local f = redis.call('HMGET', jk, unpack(JOB_FIELDS))
     out[#out + 1] = id
     out[#out + 1] = token
-    out[#out + 1] = now
+    out[#out + 1] = now_s
     for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or '' end
     scores[#scores + 1] = deadline
-    scores[#scores + 1] = id
+    scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
   end
   redis.call('ZADD', base .. 'active', unpack(scores))
@@ -192,32 +210,33 @@ end
 
 -- take(lock_ms, want, finished): finishes a batch of jobs and activates the next ones in
 -- one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry} ('' for none).
--- Returns {now, next_delay_ms, {status, attempts_made} * n, msgpack job records ('' for none)}.
+-- Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none)}.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
   local now = now_ms()
+  local now_s = tostring(now)
   local results = {}
   if args[3] ~= '' then
-    for _, f in ipairs(cmsgpack.unpack(args[3])) do
-      local status, am = finish_one(base, f[1], f[2], f[3], f[4], f[5], f[6], now)
-      results[#results + 1] = status
-      results[#results + 1] = am
+    for i, f in ipairs(cmsgpack.unpack(args[3])) do
+      results[i] = finish_one(base, f, now, now_s)
     end
   end
   promote_due(base, now)
-  local jobs = activate(base, want, lock_ms, now)
+  local jobs = activate(base, want, lock_ms, now, now_s)
   local packed = ''
   if #jobs > 0 then packed = cmsgpack.pack(jobs) end
   return {now, next_delay(base, now), results, packed}
 end
 
 -- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
--- backoff, timeout_ms, lifo, rc, rf}. Returns {now, [id, created] * n}; an existing custom id
+-- backoff, timeout_ms, lifo, rc, rf}, numbers as decimal strings (Lua turns numbers
+-- into strings slowly, so the client does it). Returns {now, [id, created] * n}; an existing custom id
 -- is left untouched (created = 0).
 local function add(keys, args)
   local base = keys[1]
   local now = now_ms()
+  local now_s = tostring(now)
   local out = {now}
   local woke = false
   for _, j in ipairs(cmsgpack.unpack(args[1])) do
@@ -229,17 +248,17 @@ local function add(keys, args)
     local jk = base .. 'j:' .. id
     if redis.call('EXISTS', jk) == 0 then
       created = 1
-      local delay, prio, lifo = j[4], j[5], j[9]
+      local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
       local state = 'waiting'
       if delay > 0 then state = 'delayed' end
-      redis.call('HSET', jk, 'n', j[2], 'd', j[3], 'ts', now, 'dl', delay, 'p', prio, 'at', j[6], 'am', 0,
+      redis.call('HSET', jk, 'n', j[2], 'd', j[3], 'ts', now_s, 'dl', j[4], 'p', j[5], 'at', j[6], 'am', '0',
         'bo', j[7], 'to', j[8], 'lf', lifo, 'rc', j[10], 'rf', j[11], 's', state)
       emit(base, 'added', id, 'name', j[2])
       if delay > 0 then
         schedule(base, id, now + delay)
         emit(base, 'delayed', id, 'delay', now + delay)
       else
-        enqueue(base, id, prio, lifo == 1)
+        enqueue(base, id, prio, lifo == '1')
       end
       woke = true
     end
@@ -250,20 +269,17 @@ local function add(keys, args)
   return out
 end
 
--- extend(lock_ms, [id, token] * n): renews the leases still held; returns lost ids.
+-- extend(lock_ms, lease...): renews the leases ("<id>:<token>") still held; returns how many.
 local function extend(keys, args)
   local base = keys[1]
   local deadline = now_ms() + tonumber(args[1])
-  local lost = {}
-  for i = 2, #args, 2 do
-    local id = args[i]
-    if redis.call('HGET', base .. 'j:' .. id, 'tk') == args[i + 1] then
-      redis.call('ZADD', base .. 'active', 'XX', deadline, id)
-    else
-      lost[#lost + 1] = id
-    end
+  local pairs_ = {}
+  for i = 2, #args do
+    pairs_[#pairs_ + 1] = deadline
+    pairs_[#pairs_ + 1] = args[i]
   end
-  return lost
+  if #pairs_ == 0 then return 0 end
+  return redis.call('ZADD', base .. 'active', 'XX', 'CH', unpack(pairs_))
 end
 
 -- stalled(max_stalled, limit): recovers jobs whose lease ran out.
@@ -272,22 +288,22 @@ local function stalled(keys, args)
   local base = keys[1]
   local max_stalled, limit = tonumber(args[1]), tonumber(args[2])
   local now = now_ms()
-  local ids = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
+  local members = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
   local recovered, failed = {}, {}
-  for _, id in ipairs(ids) do
-    redis.call('ZREM', base .. 'active', id)
+  for _, member in ipairs(members) do
+    redis.call('ZREM', base .. 'active', member)
+    local id = lease_id(member)
     local jk = base .. 'j:' .. id
     if redis.call('EXISTS', jk) == 1 then
       local count = redis.call('HINCRBY', jk, 'sc', 1)
-      redis.call('HSET', jk, 'tk', '')
       emit(base, 'stalled', id)
+      local f = redis.call('HMGET', jk, 'am', 'p', 'rf')
       if count > max_stalled then
-        local am = tonumber(redis.call('HGET', jk, 'am')) + 1
-        fail_for_good(base, id, am, STALLED_REASON, '', now)
+        fail_for_good(base, id, tostring(tonumber(f[1]) + 1), STALLED_REASON, '', tonumber(f[3] or '-1'), tostring(now))
         failed[#failed + 1] = id
       else
         redis.call('HSET', jk, 's', 'waiting')
-        enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), true)
+        enqueue(base, id, tonumber(f[2] or '0'), true)
         recovered[#recovered + 1] = id
       end
     end
@@ -341,6 +357,10 @@ local function ids_in(base, state, start, stop)
     return out
   elseif state == 'completed' or state == 'failed' then
     return redis.call('ZRANGE', base .. state, start, stop, 'REV')
+  elseif state == 'active' then
+    local out = redis.call('ZRANGE', base .. 'active', start, stop)
+    for i, member in ipairs(out) do out[i] = lease_id(member) end
+    return out
   end
   return redis.call('ZRANGE', base .. state, start, stop)
 end
@@ -436,7 +456,7 @@ end
 
 local function requeue(base, id)
   local jk = base .. 'j:' .. id
-  redis.call('HSET', jk, 's', 'waiting', 'am', 0, 'sc', 0, 'tk', '', 'fr', '', 'st', '', 'fo', '', 'rv', '')
+  redis.call('HSET', jk, 's', 'waiting', 'am', 0, 'sc', 0, 'fr', '', 'st', '', 'fo', '', 'rv', '')
   enqueue(base, id, tonumber(redis.call('HGET', jk, 'p') or '0'), false)
   emit(base, 'waiting', id)
 end
@@ -484,7 +504,7 @@ local function progress(keys, args)
   local base = keys[1]
   local jk = base .. 'j:' .. args[1]
   if redis.call('EXISTS', jk) == 0 then return 0 end
-  if args[2] ~= '' and redis.call('HGET', jk, 'tk') ~= args[2] then return 0 end
+  if args[2] ~= '' and not redis.call('ZSCORE', base .. 'active', lease(args[1], args[2])) then return 0 end
   redis.call('HSET', jk, 'pg', args[3])
   emit(base, 'progress', args[1], 'progress', args[3])
   return 1
@@ -513,7 +533,10 @@ local function obliterate(keys, args)
         if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
       end
       if #ids == 0 then break end
-      for _, id in ipairs(ids) do delete_job(base, id) end
+      for _, id in ipairs(ids) do
+        if set == 'active' then id = lease_id(id) end
+        delete_job(base, id)
+      end
       budget = budget - #ids
     end
   end
@@ -530,7 +553,13 @@ end
 
 local ro = {'no-writes'}
 local function reg(name, fn, flags)
-  redis.register_function{function_name = 'glidemq___V___' .. name, callback = fn, flags = flags}
+  local function call(keys, args)
+    begin_events(keys[1])
+    local result = fn(keys, args)
+    flush_events()
+    return result
+  end
+  redis.register_function{function_name = 'glidemq___V___' .. name, callback = call, flags = flags}
 end
 
 reg('take', take)
