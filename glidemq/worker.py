@@ -73,6 +73,7 @@ class Worker:
         self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
         self._events = EventEmitter()
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
+        self.max_in_flight = 2 if self.concurrency > 1 else 1
         self._active: dict[str, tuple[Job, asyncio.Task[None]]] = {}
         self._leases: dict[str, str] = {}
         self._finished: list[tuple[Any, ...]] = []
@@ -181,53 +182,69 @@ class Worker:
 
     # the loop ---------------------------------------------------------------------------
     async def _loop_forever(self) -> None:
+        """Keeps up to MAX_IN_FLIGHT ``take`` calls going, each finishing the jobs done so far
+        and fetching jobs for the free slots; waits on the marker when the queue is empty."""
         assert self._wake is not None
-        block: asyncio.Task[Any] | None = None
-        pause = ERROR_PAUSE_MIN
+        takes: dict[asyncio.Task[tuple[int, int]], tuple[int, list[Any], list[Any]]] = {}
+        block: asyncio.Task[GlideMQError | None] | None = None
+        wake_wait: asyncio.Task[bool] | None = None
+        reserved = 0
+        empty = False
         next_delay = -1
-        while not (self._closing and not self._active and not self._finished):
-            finished, self._finished = self._finished, []
-            outcomes, self._outcomes = self._outcomes, []
-            free = 0 if (self._closing or self._paused) else self.concurrency - len(self._active) + len(finished)
-            fetched = 0
-            if finished or free > 0:
+        pause = ERROR_PAUSE_MIN
+        while not (self._closing and not self._active and not self._finished and not takes):
+            fetching = not (self._closing or self._paused)
+            free = self.concurrency - len(self._active) - reserved + len(self._finished) if fetching else 0
+            if len(takes) < self.max_in_flight and (self._finished or (free > 0 and not empty)):
+                finished, self._finished = self._finished, []
+                outcomes, self._outcomes = self._outcomes, []
+                want = max(free, 0) if not empty else 0
+                task = asyncio.ensure_future(self._take(finished, outcomes, want))
+                takes[task] = (want, finished, outcomes)
+                reserved += want
+                continue
+            self._wake.clear()
+            if wake_wait is None or wake_wait.done():
+                wake_wait = asyncio.ensure_future(self._wake.wait())
+            waits: set[asyncio.Future[Any]] = {wake_wait, *takes}
+            if empty and free > 0 and not takes:
+                if block is None:
+                    timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
+                    block = asyncio.ensure_future(self._wait_for_marker(timeout))
+                waits.add(block)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in [t for t in takes if t.done()]:
+                want, finished, outcomes = takes.pop(task)
+                reserved -= want
                 try:
-                    fetched, next_delay = await self._take(finished, outcomes, free)
-                    pause = ERROR_PAUSE_MIN
+                    fetched, next_delay = task.result()
                 except GlideMQError as exc:
                     self._finished[:0], self._outcomes[:0] = finished, outcomes
                     await self._events.emit("error", exc)
                     await self._sleep_or_wake(pause)
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
                     continue
-                if fetched:
-                    continue
-            self._wake.clear()
-            if self._finished or (self._closing and not self._active):
-                continue
-            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
-            can_fetch = not (self._closing or self._paused) and len(self._active) < self.concurrency
-            if can_fetch:
-                if not self._active and not self._drained and not fetched:
-                    self._drained = True
-                    await self._events.emit("drained")
-                if block is None:
-                    timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
-                    block = asyncio.ensure_future(self._wait_for_marker(timeout))
-                waits.add(block)
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waits:
-                if waiter is not block and not waiter.done():
-                    waiter.cancel()
+                pause = ERROR_PAUSE_MIN
+                if fetched < want:
+                    empty = True
+                    if not self._active and not self._drained and fetching:
+                        self._drained = True
+                        await self._events.emit("drained")
+                elif fetched:
+                    empty = False
             if block is not None and block.done():
                 error = block.result()
                 block = None
+                empty = False
                 if error is not None and not self._closing:
                     await self._events.emit("error", error)
                     await self._sleep_or_wake(pause)
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
-        if block is not None:
-            await asyncio.gather(block, return_exceptions=True)
+        for pending in (block, wake_wait):
+            if pending is not None:
+                if pending is wake_wait:
+                    pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     async def _wait_for_marker(self, timeout: float) -> GlideMQError | None:
         """Blocks on the dedicated client until work may be there; returns an error, if any."""
