@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from ._client import Client
 from .connection import Connection
-from .errors import GlideMQError
 
 log = logging.getLogger("glidemq")
 TICK = 0.05
@@ -69,7 +68,7 @@ class Heartbeat(threading.Thread):
                     if now >= next_stall:
                         next_stall = now + self._stall_every
                         await self._recover(client)
-                except GlideMQError as exc:
+                except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
                     self._on_error(exc)
                 await asyncio.sleep(TICK)
         finally:

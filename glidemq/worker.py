@@ -218,7 +218,7 @@ class Worker:
                 reserved -= want
                 try:
                     fetched, next_delay = task.result()
-                except GlideMQError as exc:
+                except Exception as exc:  # noqa: BLE001 - run() never raises: report, back off, go on
                     self._finished[:0], self._outcomes[:0] = finished, outcomes
                     await self._events.emit("error", exc)
                     await self._sleep_or_wake(pause)
