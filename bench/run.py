@@ -1,0 +1,110 @@
+"""glidemq benchmark: producer rates, processing rates, pickup latency and cost per job.
+
+    python bench/run.py [--jobs 20000] [--url URL] [--quick] [--output PATH]
+
+Without ``--url`` it starts an embedded Valkey (glidemq.testing.EmbeddedValkey). Every
+scenario uses a fresh queue, so a shared server is never flushed. Workers run in a
+subprocess of their own (bench/_worker.py). Prints a table and writes JSON
+(bench/results/latest.json by default). Exits 1 if a scenario failed or saw errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from _probe import ServerProbe
+from _report import table, write_json
+from _scenarios import Bench, Result
+
+import glidemq
+from glidemq.testing import EmbeddedValkey
+
+DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
+DEFAULT_JOBS, QUICK_JOBS = 20_000, 500
+LATENCY_RATE = 500.0
+LATENCY_SECONDS, QUICK_LATENCY_SECONDS = 5.0, 1.0
+CONCURRENCIES = (1, 10, 50)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="glidemq benchmark")
+    parser.add_argument("--jobs", type=int, default=None, help=f"jobs per scenario (default {DEFAULT_JOBS})")
+    parser.add_argument("--url", default=None, help="a Valkey server to use instead of an embedded one")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_JOBS} jobs, 1 s of latency")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if args.jobs is None:
+        args.jobs = QUICK_JOBS if args.quick else DEFAULT_JOBS
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
+    probe = await ServerProbe.connect(glidemq.Connection(url))
+    bench = Bench(url, probe)
+    latency_seconds = QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS
+    meta: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "server": server_name,
+        "valkey_version": await probe.version(),
+        "glidemq_version": glidemq.__version__,
+        "compiled_codec": glidemq.USE_EXTENSIONS,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load(),
+        "jobs": args.jobs,
+        "quick": args.quick,
+        "worker": "separate process (bench/_worker.py), no-op async processor",
+    }
+    steps: list[tuple[str, Callable[[], Awaitable[Result]]]] = [
+        ("add_sequential", partial(bench.add_sequential, args.jobs)),
+        ("add_concurrent", partial(bench.add_concurrent, args.jobs)),
+        ("add_bulk", partial(bench.add_bulk, args.jobs)),
+        *((f"process_c{c}", partial(bench.process, args.jobs, c)) for c in CONCURRENCIES),
+        ("latency", partial(bench.latency, LATENCY_RATE, latency_seconds)),
+    ]
+    results: list[Result] = []
+    errors: list[str] = []
+    try:
+        for name, step in steps:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            try:
+                results.append(await step())
+            except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    finally:
+        await probe.close()
+    meta["load_average_after"] = load()
+    print(table(results), flush=True)
+    for error in errors:
+        print(f"error in {error}")
+    write_json(args.output, meta, results, errors)
+    print(f"\nwrote {args.output}")
+    return 1 if errors or any(r.problems for r in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.url is not None:
+        return asyncio.run(run(args, args.url, glidemq.Connection(args.url).url))
+    with EmbeddedValkey() as server:
+        return asyncio.run(run(args, server.url, "embedded"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

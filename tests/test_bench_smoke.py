@@ -1,0 +1,39 @@
+"""The benchmark runs end to end in quick mode and writes every figure (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+SCENARIOS = ("add_sequential", "add_concurrent", "add_bulk", "process_c1", "process_c10", "process_c50", "latency")
+COMMON_KEYS = ("jobs", "seconds", "jobs_per_sec", "server_commands_per_job", "server_fcalls_per_job",
+               "server_cpu_us_per_job", "server_calls", "problems")
+
+
+def test_quick_bench_writes_json(url: str, tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--url", url, "--output", str(output)],
+        capture_output=True, text=True, timeout=110, check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "jobs/s" in done.stdout
+
+    report = json.loads(output.read_text())
+    assert report["ok"] is True
+    assert report["errors"] == []
+    assert report["meta"]["quick"] is True
+    results = report["results"]
+    assert set(SCENARIOS) <= set(results)
+    for name in SCENARIOS:
+        for key in COMMON_KEYS:
+            assert key in results[name], (name, key)
+    for name in ("add_sequential", "add_concurrent", "add_bulk"):
+        assert "producer_cpu_us_per_job" in results[name]
+    for name in ("process_c1", "process_c10", "process_c50", "latency"):
+        assert "worker_cpu_us_per_job" in results[name]
+    for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "server_clock_p50_ms", "server_clock_p99_ms"):
+        assert key in results["latency"], key
