@@ -15,6 +15,7 @@ import asyncio
 import datetime
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -53,6 +54,18 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def git_revision() -> str | None:
+    """``git describe --always --dirty`` of the tree the benchmark runs from, if it is a checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
 async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
     probe = await ServerProbe.connect(glidemq.Connection(url))
     bench = Bench(url, probe)
@@ -62,6 +75,7 @@ async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
         "server": server_name,
         "valkey_version": await probe.version(),
         "glidemq_version": glidemq.__version__,
+        "git_revision": git_revision(),
         "compiled_codec": glidemq.USE_EXTENSIONS,
         "python": platform.python_version(),
         "platform": platform.platform(),
