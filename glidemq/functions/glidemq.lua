@@ -93,12 +93,32 @@ local function retain(base, set, keep)
   redis.call('ZREMRANGEBYRANK', base .. set, 0, extra - 1)
 end
 
+-- Finished jobs kept without a limit are added to their set in one ZADD when the call ends.
+local finished_sets = {}
+
+local function flush_finished(base)
+  for set, members in pairs(finished_sets) do
+    redis.call('ZADD', base .. set, unpack(members))
+  end
+  finished_sets = {}
+end
+
 local function finish(base, id, set, keep, now_s, fields)
   if keep == 0 then
     delete_job(base, id)
     return
   end
   redis.call('HSET', base .. 'j:' .. id, unpack(fields))
+  if keep < 0 then
+    local members = finished_sets[set]
+    if not members then
+      members = {}
+      finished_sets[set] = members
+    end
+    members[#members + 1] = now_s
+    members[#members + 1] = id
+    return
+  end
   redis.call('ZADD', base .. set, now_s, id)
   retain(base, set, keep)
 end
@@ -555,7 +575,9 @@ local ro = {'no-writes'}
 local function reg(name, fn, flags)
   local function call(keys, args)
     begin_events(keys[1])
+    finished_sets = {}
     local result = fn(keys, args)
+    flush_finished(keys[1])
     flush_events()
     return result
   end
