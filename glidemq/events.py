@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -63,6 +65,7 @@ class QueueEvents:
         self._client = Client(self._ctx.connection, name="glidemq-events")
         self._start = str(last_event_id)
         self._stream: AsyncIterator[RawEvent] | None = None
+        self._next: asyncio.Future[RawEvent] | None = None
 
     def __repr__(self) -> str:
         return f"<QueueEvents {self.name!r} on {self._ctx.connection.url}>"
@@ -88,11 +91,25 @@ class QueueEvents:
 
     async def __anext__(self) -> QueueEvent:
         stream = await self._open()
-        raw = await stream.__anext__()
+        if self._next is None:
+            self._next = asyncio.ensure_future(stream.__anext__())
+        # A caller that gives up waiting (timeout, cancel) must not kill the stream:
+        # the pending read carries on and the next call picks up its event.
+        next_event = self._next
+        try:
+            raw = await asyncio.shield(next_event)
+        finally:
+            if next_event.done():
+                self._next = None
         return decode_event(raw)
 
     async def close(self) -> None:
         """Stops listening and releases the connection."""
         await self._client.close()
+        pending, self._next = self._next, None
+        if pending is not None:
+            pending.cancel()  # the client is closed: nothing is left to wake
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
         await self._ctx.close()
 
