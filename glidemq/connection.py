@@ -47,7 +47,7 @@ class Connection:
         parsed = _parse_url(url) if url is not None else {}
         values = {
             "host": host or parsed.get("host") or "127.0.0.1",
-            "port": port or parsed.get("port") or 6379,
+            "port": port if port is not None else parsed.get("port") or 6379,
             "cluster": cluster or bool(parsed.get("cluster")),
             "tls": tls or bool(parsed.get("tls")),
             "username": username if username is not None else parsed.get("username"),
