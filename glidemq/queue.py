@@ -18,7 +18,20 @@ from .options import Backoff, encode_job
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
 BULK_CHUNK = 500
+BULK_BYTES = 4 * 1024 * 1024  # encoded data per add call: big payloads must not make one long call
 MAINTENANCE_CHUNK = 1000
+
+
+def _bulk_chunks(encoded: list[tuple[Any, ...]]) -> Iterable[tuple[int, int]]:
+    """(start, end) slices of at most BULK_CHUNK jobs and about BULK_BYTES of data each."""
+    start = 0
+    while start < len(encoded):
+        end, size = start + 1, len(encoded[start][2])
+        while end < len(encoded) and end - start < BULK_CHUNK and size + len(encoded[end][2]) <= BULK_BYTES:
+            size += len(encoded[end][2])
+            end += 1
+        yield start, end
+        start = end
 
 
 class Queue:
@@ -94,8 +107,8 @@ class Queue:
             encoded.append(encode_job(item[0], item[1], options, self._ctx.max_payload_size))
             datas.append(item[1])
         out: list[Job] = []
-        for start in range(0, len(encoded), BULK_CHUNK):
-            out += await self._write(encoded[start : start + BULK_CHUNK], datas[start : start + BULK_CHUNK])
+        for start, end in _bulk_chunks(encoded):
+            out += await self._write(encoded[start:end], datas[start:end])
         return out
 
     async def _write(self, encoded: list[tuple[Any, ...]], datas: list[Any]) -> list[Job]:
