@@ -825,6 +825,17 @@ async def test_maintenance_of_20000_jobs_in_short_calls(queue: glidemq.Queue, ra
     assert elapsed < 90
 
 
+async def test_big_payload_add_bulk_in_short_calls(queue: glidemq.Queue, raw: GlideClient, qname: str) -> None:
+    blob = b"p" * (512 * 1024)
+    async with SlowLog(raw) as slowlog:
+        jobs = await queue.add_bulk([("big", blob, {"priority": i % 2}) for i in range(200)])
+        assert len({j.id for j in jobs}) == 200
+        assert await queue.count() == 200
+        assert (await queue.get_job(jobs[-1].id)).data == blob  # type: ignore[union-attr]
+        await queue.obliterate()
+        assert await slowlog.entries(qname) == [], "no single add call took 250 ms or more"
+
+
 async def test_clean_and_retry_of_many_finished_jobs_in_short_calls(
     url: str, queue: glidemq.Queue, raw: GlideClient, qname: str
 ) -> None:
