@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._client import Client
+from ._thread_client import ThreadClient
 from .connection import Connection
 
 log = logging.getLogger("glidemq")
@@ -55,7 +55,8 @@ class Heartbeat(threading.Thread):
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        client = Client(self._connection, name="glidemq-heartbeat")
+        # Not a glide client: glide delivers replies on the event loop a processor may block.
+        client = ThreadClient(self._connection, name="glidemq-heartbeat")
         next_renew = time.monotonic() + self._renew_every
         next_stall = time.monotonic()
         try:
@@ -74,7 +75,7 @@ class Heartbeat(threading.Thread):
         finally:
             await client.close()
 
-    async def _renew(self, client: Client) -> None:
+    async def _renew(self, client: ThreadClient) -> None:
         leases = self._leases()
         if not leases:
             return
@@ -83,7 +84,7 @@ class Heartbeat(threading.Thread):
         if renewed < len(leases):
             log.debug("lost the lock of %d job(s) of %s", len(leases) - renewed, self._base)
 
-    async def _recover(self, client: Client) -> None:
+    async def _recover(self, client: ThreadClient) -> None:
         while True:
             recovered, failed = await client.fcall("stalled", self._base, [self._max_stalled, str(STALL_BATCH)])
             if recovered or failed:

@@ -1,0 +1,157 @@
+"""A small synchronous RESP client for the heartbeat thread.
+
+valkey-glide delivers the replies of every client of a process through one reader that
+runs on the event loop that created the first client. While a processor blocks that loop,
+no glide call of any thread completes, so leases could not be renewed. The heartbeat thread
+therefore talks to the server over a socket of its own with this client: FCALL with the
+same rules as ``Client.fcall`` (library reloaded when missing, cluster redirections
+followed, causes chained).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+from .connection import Connection
+from .errors import ConnectionFailedError, GlideMQError, ServerError
+from .functions import function_name, library_source
+
+MISSING_FUNCTION = "Function not found"
+MAX_REDIRECTS = 5
+
+
+class ReplyError(Exception):
+    """An error reply of the server."""
+
+
+class ThreadClient:
+    """Blocking FCALLs over one socket; reconnects on the next call after a failure.
+
+    Its methods are ``async`` only to share ``Client``'s interface: each call blocks the
+    calling thread, which is what the heartbeat thread wants.
+    """
+
+    def __init__(self, connection: Connection, *, name: str = "glidemq") -> None:
+        self.connection = connection
+        self._name = name
+        self._address = (connection.host, connection.port)
+        self._sock: socket.socket | None = None
+        self._file: Any = None
+
+    async def fcall(self, name: str, base: str, args: list[Any]) -> Any:
+        """Calls one library function on the queue whose key base is ``base``."""
+        command = ["FCALL", function_name(name), "1", base, *args]
+        reloaded = False
+        redirects = 0
+        before: list[list[Any]] = []
+        while True:
+            reused = self._sock is not None
+            try:
+                return self._call(command, before)
+            except ReplyError as exc:
+                text = str(exc)
+                if text.startswith(("MOVED ", "ASK ")) and redirects < MAX_REDIRECTS:
+                    redirects += 1
+                    host, _, port = text.split()[2].rpartition(":")
+                    self._disconnect()
+                    self._address = (host or self.connection.host, int(port))
+                    before = [["ASKING"]] if text.startswith("ASK ") else []
+                    continue
+                if MISSING_FUNCTION in text and not reloaded:
+                    reloaded = True
+                    before = [["FUNCTION", "LOAD", "REPLACE", library_source()]]
+                    continue
+                raise ServerError(text) from exc
+            except (OSError, EOFError) as exc:
+                self._disconnect()
+                if reused:
+                    continue  # the kept connection had died (server restart): one fresh try
+                raise ConnectionFailedError(f"server {self.connection.url} unreachable: {exc}") from exc
+
+    async def close(self) -> None:
+        """Closes the socket."""
+        self._disconnect()
+
+    # wire -----------------------------------------------------------------------------------
+    def _call(self, command: list[Any], before: list[list[Any]]) -> Any:
+        """Sends ``before`` then ``command`` in one write; an error reply of any raises ReplyError."""
+        if self._sock is None:
+            self._connect()
+        assert self._sock is not None
+        self._sock.sendall(b"".join(_encode(c) for c in [*before, command]))
+        replies = [self._read() for _ in range(len(before) + 1)]
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                raise reply
+        return replies[-1]
+
+    def _connect(self) -> None:
+        conn = self.connection
+        sock = socket.create_connection(self._address, timeout=conn.request_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if conn.tls:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._address[0])
+            self._sock, self._file = sock, sock.makefile("rb")
+            setup: list[list[Any]] = []
+            if conn.password is not None:
+                auth = ["AUTH", conn.username, conn.password] if conn.username else ["AUTH", conn.password]
+                setup.append(auth)
+            if conn.db and not conn.cluster:
+                setup.append(["SELECT", str(conn.db)])
+            setup.append(["CLIENT", "SETNAME", self._name])
+            for command in setup:
+                sock.sendall(_encode(command))
+                reply = self._read()
+                if isinstance(reply, ReplyError) and command[0] != "CLIENT":
+                    raise GlideMQError(f"{command[0]} refused by {conn.url}: {reply}")
+        except BaseException:
+            self._disconnect()
+            sock.close()
+            raise
+
+    def _disconnect(self) -> None:
+        sock, file = self._sock, self._file
+        self._sock = self._file = None
+        for closable in (file, sock):
+            if closable is not None:
+                try:
+                    closable.close()
+                except OSError:
+                    pass
+
+    def _read(self) -> Any:
+        line = self._file.readline()
+        if not line.endswith(b"\r\n"):
+            raise EOFError("connection closed by the server")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return ReplyError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            if size < 0:
+                return None
+            data = self._file.read(size + 2)
+            if len(data) != size + 2:
+                raise EOFError("connection closed by the server")
+            return data[:-2]
+        if kind == b"*":
+            size = int(rest)
+            if size < 0:
+                return None
+            return [self._read() for _ in range(size)]
+        raise GlideMQError(f"unexpected reply from the server: {line[:40]!r}")
+
+
+def _encode(command: list[Any]) -> bytes:
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
