@@ -198,7 +198,9 @@ class Worker:
             if len(takes) < self.max_in_flight and (self._finished or (free > 0 and not empty)):
                 finished, self._finished = self._finished, []
                 outcomes, self._outcomes = self._outcomes, []
-                want = max(free, 0) if not empty else 0
+                # When the queue looked empty, still ask once the last active jobs end, so
+                # "drained" fires now rather than after the next marker timeout.
+                want = max(free, 0) if not empty or len(finished) >= len(self._active) else 0
                 task = asyncio.ensure_future(self._take(finished, outcomes, want))
                 takes[task] = (want, finished, outcomes)
                 reserved += want
@@ -351,6 +353,21 @@ class Worker:
         assert self._loop is not None
         for job_id in recovered + failed:
             self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
+        if failed and self._events.has("failed"):
+            asyncio.run_coroutine_threadsafe(self._report_stall_failures(failed), self._loop)
+
+    async def _report_stall_failures(self, job_ids: list[str]) -> None:
+        """Emits ``failed`` for jobs that the stall check failed for good."""
+        for job_id in job_ids:
+            try:
+                (flat,) = await self._ctx.call("jobs", [job_id])
+            except Exception as exc:  # noqa: BLE001 - reported, never raised
+                await self._events.emit("error", exc)
+                continue
+            job = Job.from_hash(self._ctx, job_id, flat) if flat else Job(self._ctx, job_id, "")
+            reason = job.failed_reason or "job stalled more than allowable limit"
+            job.failed_reason = reason
+            await self._events.emit("failed", job, GlideMQError(reason))
 
     def _error_from_thread(self, exc: BaseException) -> None:
         assert self._loop is not None
