@@ -98,7 +98,7 @@ class EmbeddedValkey:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
+                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # NOAUTH: up, with a password
                         return
             except OSError:
                 pass
