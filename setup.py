@@ -1,7 +1,9 @@
 """Builds the optional Cython codec ``glidemq._speedups``.
 
-A failed compile installs the pure-Python twin with a banner, except under
-``CIBUILDWHEEL=1`` where it is an error. ``GLIDEMQ_NO_EXTENSIONS=1`` skips the build.
+A failed build (no Cython, a Cython error, no C compiler, a compile error) installs the
+pure-Python twin with a banner, except under ``CIBUILDWHEEL=1`` where it is an error.
+``GLIDEMQ_NO_EXTENSIONS=1`` skips the build and gives a pure ``py3-none-any`` wheel.
+Everything else (metadata, package data) lives in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ BANNER = """
 """
 
 
+def give_up(reason: object) -> None:
+    """Falls back to pure Python, or re-raises when wheels are being built."""
+    if STRICT:
+        if isinstance(reason, BaseException):
+            raise reason
+        raise RuntimeError(f"glidemq: the compiled codec could not be built ({reason})")
+    sys.stderr.write(BANNER.format(reason=reason))
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that falls back to pure Python instead of failing the install."""
 
@@ -29,31 +40,28 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - any build failure means "install pure"
-            self._give_up(exc)
+            give_up(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
-            self._give_up(exc)
-
-    def _give_up(self, exc: Exception) -> None:
-        if STRICT:
-            raise exc
-        sys.stderr.write(BANNER.format(reason=exc))
+            give_up(exc)
 
 
 def extensions() -> list[Extension]:
     if NO_EXTENSIONS:
         return []
     try:
-        from Cython.Build import cythonize
+        from Cython.Build import cythonize  # optional: only needed to compile
     except ImportError:
-        if STRICT:
-            raise
-        sys.stderr.write(BANNER.format(reason="Cython is not installed"))
+        give_up("Cython is not installed")
         return []
-    return list(cythonize([Extension("glidemq._speedups", ["glidemq/_speedups.pyx"])], quiet=True))
+    try:
+        return list(cythonize([Extension("glidemq._speedups", ["glidemq/_speedups.pyx"])], quiet=True))
+    except Exception as exc:  # noqa: BLE001 - a Cython error also means "install pure"
+        give_up(exc)
+        return []
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

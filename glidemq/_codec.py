@@ -16,6 +16,6 @@ if USE_EXTENSIONS:
         USE_EXTENSIONS = False
 
 if not USE_EXTENSIONS:
-    from ._pure import decode_active, encode_add_batch, encode_finished, hash_to_dict, pack, unpack  # noqa: F811
+    from ._pure import decode_active, encode_add_batch, encode_finished, hash_to_dict, pack, unpack
 
 __all__ = ["USE_EXTENSIONS", "decode_active", "encode_add_batch", "encode_finished", "hash_to_dict", "pack", "unpack"]

@@ -1,4 +1,8 @@
-"""Pure-Python codec: the reference twin of ``_speedups`` (same names, same bytes)."""
+"""Pure-Python codec: the reference twin of ``_speedups`` (same names, same bytes).
+
+Both twins give the same result, or raise the same exception, for every input; the
+parity tests in tests/test_codec.py hold them to it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ from .errors import SerializationError
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
+_decode = bytes.decode  # raises TypeError for anything that is not bytes, like the compiled twin
 _SCALARS = (str, int, float, bool, bytes, type(None))
 MAX_DEPTH = 256
+ADD_FIELDS = 11  # fields per job given to encode_add_batch
+ACTIVE_FIELDS = 15  # fields per job record that ``take`` returns
 
 
 def _check(value: Any, depth: int) -> None:
@@ -31,13 +38,30 @@ def _check(value: Any, depth: int) -> None:
         raise SerializationError(f"cannot serialize {type(value).__name__}")
 
 
+def _check_row(row: Any, size: int) -> None:
+    if not isinstance(row, tuple):
+        raise TypeError(f"expected a tuple of {size} fields, got {type(row).__name__}")
+    if len(row) != size:
+        raise ValueError(f"expected a tuple of {size} fields, got {len(row)}")
+
+
+def _check_flat(flat: Any, group: int, what: str) -> int:
+    if not isinstance(flat, list):
+        raise TypeError(f"{what} must be a list, got {type(flat).__name__}")
+    n = len(flat)
+    if n % group:
+        raise ValueError(f"{what} must come in groups of {group} items, got {n}")
+    return n
+
+
 def pack(value: Any) -> bytes:
     """Encodes a msgpack-able value; raises SerializationError for anything else."""
     _check(value, 0)
     try:
-        return _packb(value, use_bin_type=True)
+        packed: bytes = _packb(value, use_bin_type=True)
     except (OverflowError, ValueError, TypeError) as exc:
         raise SerializationError(str(exc)) from exc
+    return packed
 
 
 def unpack(data: bytes | None) -> Any:
@@ -53,14 +77,27 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
     Each job is (id, name, data bytes, delay_ms, priority, attempts, backoff spec,
     timeout_ms, lifo, remove_on_complete, remove_on_fail); numbers travel as decimal strings.
     """
-    return _packb(
-        [
-            [job_id, name, data, str(delay), str(priority), str(attempts), backoff, str(timeout),
-             "1" if lifo else "0", str(rc), str(rf)]
-            for job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf in jobs
-        ],
-        use_bin_type=False,
-    )
+    rows = []
+    for job in jobs:
+        _check_row(job, ADD_FIELDS)
+        job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf = job
+        rows.append(
+            [
+                job_id,
+                name,
+                data,
+                str(delay),
+                str(priority),
+                str(attempts),
+                backoff,
+                str(timeout),
+                "1" if lifo else "0",
+                str(rc),
+                str(rf),
+            ]
+        )
+    packed: bytes = _packb(rows, use_bin_type=False)
+    return packed
 
 
 def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
@@ -73,21 +110,22 @@ def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
     if not blob:
         return []
     flat = _unpackb(blob, raw=True)
+    n = _check_flat(flat, ACTIVE_FIELDS, "job records")
     out = []
-    for i in range(0, len(flat), 15):
+    for i in range(0, n, ACTIVE_FIELDS):
         out.append(
             (
-                flat[i].decode(),
-                flat[i + 1].decode(),
+                _decode(flat[i]),
+                _decode(flat[i + 1]),
                 int(flat[i + 2]),
-                flat[i + 3].decode(),
+                _decode(flat[i + 3]),
                 unpack(flat[i + 4]),
                 int(flat[i + 5]),
                 int(flat[i + 6]),
                 int(flat[i + 7]),
                 int(flat[i + 8]),
                 int(flat[i + 9]),
-                flat[i + 10].decode(),
+                _decode(flat[i + 10]),
                 int(flat[i + 11] or 0),
                 unpack(flat[i + 12]),
                 int(flat[i + 13]),
@@ -99,7 +137,8 @@ def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
 
 def hash_to_dict(flat: list[bytes]) -> dict[str, bytes]:
     """Turns a flat HGETALL reply into a dict of str field names to raw values."""
-    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+    n = _check_flat(flat, 2, "a hash reply")
+    return {_decode(flat[i]): flat[i + 1] for i in range(0, n, 2)}
 
 
 def encode_finished(entries: list[tuple[Any, ...]]) -> bytes:
@@ -107,4 +146,5 @@ def encode_finished(entries: list[tuple[Any, ...]]) -> bytes:
     attempts_made, keep, priority) each."""
     if not entries:
         return b""
-    return _packb([list(entry) for entry in entries], use_bin_type=False)
+    packed: bytes = _packb([list(entry) for entry in entries], use_bin_type=False)
+    return packed

@@ -1,5 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Compiled codec: the same functions as ``glidemq._pure``, byte for byte."""
+"""Compiled codec: the same functions as ``glidemq._pure``, byte for byte.
+
+Every index below is checked against the length first (bounds checks are off), and every
+cast is guarded, so malformed input raises the same exception as the pure twin.
+"""
 
 import msgpack
 
@@ -8,6 +12,10 @@ from glidemq.errors import SerializationError
 cdef object _packb = msgpack.packb
 cdef object _unpackb = msgpack.unpackb
 cdef int MAX_DEPTH = 256
+cdef Py_ssize_t _ADD_FIELDS = 11
+cdef Py_ssize_t _ACTIVE_FIELDS = 15
+ADD_FIELDS = _ADD_FIELDS
+ACTIVE_FIELDS = _ACTIVE_FIELDS
 
 
 cdef void _check(object value, int depth) except *:
@@ -30,6 +38,29 @@ cdef void _check(object value, int depth) except *:
         raise SerializationError(f"cannot serialize {type(value).__name__}")
 
 
+cdef inline tuple _check_row(object row, Py_ssize_t size):
+    if not isinstance(row, tuple):
+        raise TypeError(f"expected a tuple of {size} fields, got {type(row).__name__}")
+    if len(<tuple>row) != size:
+        raise ValueError(f"expected a tuple of {size} fields, got {len(<tuple>row)}")
+    return <tuple>row
+
+
+cdef inline Py_ssize_t _check_flat(object flat, Py_ssize_t group, str what) except -1:
+    if not isinstance(flat, list):
+        raise TypeError(f"{what} must be a list, got {type(flat).__name__}")
+    cdef Py_ssize_t n = len(<list>flat)
+    if n % group:
+        raise ValueError(f"{what} must come in groups of {group} items, got {n}")
+    return n
+
+
+cdef inline str _decode(object value):
+    if type(value) is bytes:
+        return (<bytes>value).decode()
+    return bytes.decode(value)  # the pure twin's TypeError for anything that is not bytes
+
+
 def pack(object value):
     """Encodes a msgpack-able value; raises SerializationError for anything else."""
     _check(value, 0)
@@ -46,56 +77,59 @@ cpdef object unpack(object data):
     return _unpackb(data, raw=False, strict_map_key=False)
 
 
-def encode_add_batch(list jobs):
+def encode_add_batch(object jobs):
     """Packs the arguments of ``add`` into one msgpack blob (one argument on the wire)."""
     cdef list rows = []
     cdef tuple job
-    for job in jobs:
+    for item in jobs:
+        job = _check_row(item, _ADD_FIELDS)
         rows.append([job[0], job[1], job[2], str(job[3]), str(job[4]), str(job[5]), job[6], str(job[7]),
                      "1" if job[8] else "0", str(job[9]), str(job[10])])
     return _packb(rows, use_bin_type=False)
 
 
-def decode_active(bytes blob):
+def decode_active(object blob):
     """Decodes the job records ``take`` returns (a msgpack array, 15 fields per job)."""
     if not blob:
         return []
-    cdef list flat = _unpackb(blob, raw=True)
+    flat = _unpackb(blob, raw=True)
+    cdef Py_ssize_t i, n = _check_flat(flat, _ACTIVE_FIELDS, "job records")
+    cdef list records = <list>flat
     cdef list out = []
-    cdef Py_ssize_t i, n = len(flat)
-    for i in range(0, n, 15):
+    for i in range(0, n, _ACTIVE_FIELDS):
         out.append(
             (
-                (<bytes>flat[i]).decode(),
-                (<bytes>flat[i + 1]).decode(),
-                int(flat[i + 2]),
-                (<bytes>flat[i + 3]).decode(),
-                unpack(flat[i + 4]),
-                int(flat[i + 5]),
-                int(flat[i + 6]),
-                int(flat[i + 7]),
-                int(flat[i + 8]),
-                int(flat[i + 9]),
-                (<bytes>flat[i + 10]).decode(),
-                int(flat[i + 11] or 0),
-                unpack(flat[i + 12]),
-                int(flat[i + 13]),
-                int(flat[i + 14]),
+                _decode(records[i]),
+                _decode(records[i + 1]),
+                int(records[i + 2]),
+                _decode(records[i + 3]),
+                unpack(records[i + 4]),
+                int(records[i + 5]),
+                int(records[i + 6]),
+                int(records[i + 7]),
+                int(records[i + 8]),
+                int(records[i + 9]),
+                _decode(records[i + 10]),
+                int(records[i + 11] or 0),
+                unpack(records[i + 12]),
+                int(records[i + 13]),
+                int(records[i + 14]),
             )
         )
     return out
 
 
-def hash_to_dict(list flat):
+def hash_to_dict(object flat):
     """Turns a flat HGETALL reply into a dict of str field names to raw values."""
+    cdef Py_ssize_t i, n = _check_flat(flat, 2, "a hash reply")
+    cdef list items = <list>flat
     cdef dict out = {}
-    cdef Py_ssize_t i, n = len(flat)
     for i in range(0, n, 2):
-        out[(<bytes>flat[i]).decode()] = flat[i + 1]
+        out[_decode(items[i])] = items[i + 1]
     return out
 
 
-def encode_finished(list entries):
+def encode_finished(object entries):
     """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms,
     attempts_made, keep, priority) each."""
     if not entries:

@@ -1,0 +1,577 @@
+"""The codec twins agree: ``glidemq._pure`` (the reference) and the compiled ``glidemq._speedups``.
+
+Every codec function gets the same input in both twins and must return equal bytes / equal
+values, or raise the same exception with the same message. The compiled module is imported
+directly, so the parity tests run in both CI modes: GLIDEMQ_NO_EXTENSIONS only changes which
+twin ``glidemq._codec`` hands to the library.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import datetime
+import decimal
+import enum
+import importlib.machinery
+import inspect
+import math
+import os
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import glidemq
+from glidemq import _codec, _pure
+from glidemq.errors import SerializationError
+
+PURE_MODE = os.environ.get("GLIDEMQ_NO_EXTENSIONS", "") not in ("", "0")
+FUNCTIONS = ("pack", "unpack", "encode_add_batch", "decode_active", "hash_to_dict", "encode_finished")
+
+try:
+    from glidemq import _speedups as compiled
+except ImportError:  # a pure-only install: only the GLIDEMQ_NO_EXTENSIONS=1 run may lack it
+    if not PURE_MODE:
+        raise
+    compiled = None
+
+needs_compiled = pytest.mark.skipif(compiled is None, reason="pure-only install: the compiled codec is not built")
+PARITY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# -- how results are compared ------------------------------------------------------------------
+
+
+def outcome(func: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """What a call did: its return value's type and repr, or its exception's type and message.
+
+    repr tells 1 from 1.0 from True, -0.0 from 0.0, bytes from str, and keeps dict order.
+    """
+    try:
+        result = func(*args)
+    except Exception as exc:  # noqa: BLE001 - the exception is the outcome being compared
+        return ("raises", type(exc), str(exc))
+    return ("returns", type(result), repr(result))
+
+
+def same(name: str, *args: Any) -> tuple[Any, ...]:
+    """Calls ``name`` in both twins with the same arguments and asserts the same outcome."""
+    expected = outcome(getattr(_pure, name), *args)
+    got = outcome(getattr(compiled, name), *args)
+    assert got == expected, f"{name}: compiled {got!r} != pure {expected!r}"
+    return expected
+
+
+def plain(value: Any) -> Any:
+    """What a value looks like after a msgpack round trip: tuples become lists."""
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+def float_bits(value: float) -> bytes:
+    return struct.pack(">d", value)
+
+
+# -- strategies ----------------------------------------------------------------------------------
+
+in_range_ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+big_ints = st.integers(min_value=2**64) | st.integers(max_value=-(2**63) - 1)
+any_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [math.nan, -math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308]
+)
+scalars = st.none() | st.booleans() | in_range_ints | any_floats | st.text() | st.binary()
+
+
+def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return (
+        st.lists(children, max_size=5)
+        | st.tuples(children)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    )
+
+
+good_values = st.recursive(scalars, containers, max_leaves=25)
+bad_keys = st.integers() | st.binary() | st.none() | st.booleans() | st.floats() | st.tuples(st.integers())
+unsupported = st.sampled_from(
+    [
+        set,
+        frozenset,
+        object,
+        bytearray,
+        lambda: memoryview(b"x"),
+        lambda: complex(1, 2),
+        lambda: datetime.datetime(2024, 1, 1),
+        lambda: decimal.Decimal("1.5"),
+        lambda: range(3),
+        lambda: print,
+    ]
+).map(lambda make: make())
+surrogate_text = st.text(st.characters(categories=["Cs"]), min_size=1)
+
+
+def with_poison(poison: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A valid structure with one bad value somewhere inside it (or the bad value alone)."""
+    return st.tuples(poison, st.lists(good_values, max_size=3)).flatmap(
+        lambda case: st.sampled_from(
+            [
+                case[0],
+                [*case[1], case[0]],
+                {"ok": case[1], "bad": case[0]},
+                ("x", {"a": [case[0]]}),
+                [case[1], {"deep": (case[0],)}],
+            ]
+        )
+    )
+
+
+# -- which codec is in use -----------------------------------------------------------------------
+
+
+def test_codec_in_use_matches_environment() -> None:
+    """A normal install runs the compiled codec; GLIDEMQ_NO_EXTENSIONS=1 runs the pure one."""
+    if PURE_MODE:
+        assert _codec.USE_EXTENSIONS is False
+        assert glidemq.USE_EXTENSIONS is False
+        for name in FUNCTIONS:
+            assert getattr(_codec, name) is getattr(_pure, name), name
+    else:
+        assert compiled is not None
+        assert _codec.USE_EXTENSIONS is True, "the compiled codec is not in use (was the source tree imported?)"
+        assert glidemq.USE_EXTENSIONS is True
+        assert compiled.__file__ is not None
+        assert compiled.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), compiled.__file__
+        for name in FUNCTIONS:
+            assert getattr(_codec, name) is getattr(compiled, name), name
+            assert not inspect.isfunction(getattr(_codec, name)), f"{name} is a Python function"
+
+
+def test_library_goes_through_the_selector() -> None:
+    """No glidemq module holds a codec function other than the one ``_codec`` picked."""
+    twins = {"glidemq._codec", "glidemq._pure", "glidemq._speedups"}
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("glidemq.") or module_name in twins or module is None:
+            continue
+        for attr, value in vars(module).items():
+            for name in FUNCTIONS:
+                candidates = [getattr(_pure, name)] + ([getattr(compiled, name)] if compiled else [])
+                if any(value is candidate for candidate in candidates):
+                    assert value is getattr(_codec, name), f"{module_name}.{attr} bypasses glidemq._codec"
+
+
+@pytest.mark.parametrize(("setting", "pure"), [(None, False), ("", False), ("0", False), ("1", True)])
+def test_environment_variable_picks_the_twin(tmp_path: Path, setting: str | None, pure: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GLIDEMQ_NO_EXTENSIONS"}
+    if setting is not None:
+        env["GLIDEMQ_NO_EXTENSIONS"] = setting
+    code = "import glidemq._codec as c; print(c.__file__); print(c.USE_EXTENSIONS); print(c.pack.__module__)"
+    lines = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert lines[0] == _codec.__file__, "the subprocess imported another copy of glidemq"
+    expect_compiled = compiled is not None and not pure
+    assert lines[1:] == [str(expect_compiled), "glidemq._speedups" if expect_compiled else "glidemq._pure"]
+
+
+@needs_compiled
+def test_twins_have_the_same_interface() -> None:
+    stub = ast.parse(Path(_pure.__file__).with_name("_speedups.pyi").read_text())
+    stubbed = {node.name: [a.arg for a in node.args.args] for node in stub.body if isinstance(node, ast.FunctionDef)}
+    assert sorted(stubbed) == sorted(FUNCTIONS)
+    for name in FUNCTIONS:
+        pure_params = list(inspect.signature(getattr(_pure, name)).parameters)
+        assert stubbed[name] == pure_params, name
+        assert list(inspect.signature(getattr(compiled, name)).parameters) == pure_params, name
+    assert compiled.ADD_FIELDS == _pure.ADD_FIELDS
+    assert compiled.ACTIVE_FIELDS == _pure.ACTIVE_FIELDS
+
+
+# -- pack / unpack -------------------------------------------------------------------------------
+
+
+@needs_compiled
+@PARITY
+@given(good_values)
+def test_pack_same_bytes_and_round_trip(value: Any) -> None:
+    kind, result_type, _ = same("pack", value)
+    assert kind == "returns" and result_type is bytes
+    packed = _pure.pack(value)
+    for twin in (_pure, compiled):
+        back = twin.unpack(packed)
+        assert repr(back) == repr(plain(value))
+        assert twin.pack(back) == packed  # the same bytes again: NaN payloads, -0.0 and key order survive
+
+
+@needs_compiled
+@PARITY
+@given(any_floats)
+def test_floats_round_trip_bit_for_bit(value: float) -> None:
+    same("pack", value)
+    for twin in (_pure, compiled):
+        back = twin.unpack(twin.pack(value))
+        assert type(back) is float and float_bits(back) == float_bits(value)
+
+
+@needs_compiled
+@PARITY
+@given(st.recursive(scalars | big_ints, containers, max_leaves=15))
+def test_pack_with_any_ints(value: Any) -> None:
+    kind, result_type, _ = same("pack", value)
+    if kind == "raises":
+        assert result_type is SerializationError
+
+
+@needs_compiled
+@PARITY
+@given(with_poison(big_ints))
+def test_ints_beyond_64_bits_are_refused(value: Any) -> None:
+    assert same("pack", value)[:2] == ("raises", SerializationError)
+
+
+@needs_compiled
+@PARITY
+@given(with_poison(st.dictionaries(bad_keys, scalars, min_size=1, max_size=3)))
+def test_non_str_dict_keys_are_refused(value: Any) -> None:
+    _, error, message = same("pack", value)
+    assert error is SerializationError and message.startswith("dict keys must be str")
+
+
+@needs_compiled
+@PARITY
+@given(with_poison(unsupported))
+def test_unsupported_types_are_refused(value: Any) -> None:
+    _, error, message = same("pack", value)
+    assert error is SerializationError and message.startswith("cannot serialize")
+
+
+@needs_compiled
+@PARITY
+@given(with_poison(surrogate_text))
+def test_unencodable_text_is_refused(value: Any) -> None:
+    assert same("pack", value)[:2] == ("raises", SerializationError)
+
+
+@needs_compiled
+@pytest.mark.parametrize("depth", [1, 100, 255, 256, 257, 300, 1000])
+def test_nesting_limit(depth: int) -> None:
+    nested: Any = "leaf"
+    for _ in range(depth):
+        nested = [nested]
+    kind, _, _ = same("pack", nested)
+    assert (kind == "returns") == (depth <= 256 + 1)  # the leaf is a scalar: containers may nest 257 deep
+    nested_dict: Any = 1
+    for _ in range(depth):
+        nested_dict = {"k": nested_dict}
+    same("pack", nested_dict)
+
+
+@needs_compiled
+def test_self_containing_values_are_refused() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    table: dict[str, Any] = {}
+    table["me"] = table
+    for value in (loop, table):
+        assert same("pack", value)[:2] == ("raises", SerializationError)
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class Name(str):
+    pass
+
+
+Pair = collections.namedtuple("Pair", "a b")
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**64 - 1,
+        -(2**63),
+        2**64,
+        -(2**63) - 1,
+        math.nan,
+        math.inf,
+        -math.inf,
+        -0.0,
+        "",
+        "é☃😀",
+        b"",
+        b"\x00\xff",
+        (),
+        (1, (2, (3,))),
+        [(), {}],
+        {"a": (1, 2), "b": {"c": [b"x", None]}},
+        Colour.RED,
+        Name("sub"),
+        Pair(1, "x"),
+        collections.OrderedDict(b=1, a=2),
+        {1: "x"},
+        {b"k": 1},
+        {None: 1},
+        {(1, 2): 1},
+        {1.5: 1},
+        {True: 1},
+        {"ok": {2: "nested"}},
+        {1, 2},
+        bytearray(b"x"),
+        1j,
+        object(),
+    ],
+    ids=lambda value: re.sub(r" at 0x[0-9a-f]+", "", repr(value)),
+)
+def test_pack_examples(value: Any) -> None:
+    same("pack", value)
+
+
+@needs_compiled
+@PARITY
+@given(st.binary(max_size=64) | good_values.map(_pure.pack))
+def test_unpack_any_bytes(data: bytes) -> None:
+    same("unpack", data)
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "data", [None, b"", bytearray(b"\x93\x01\x02\x03"), memoryview(b"\xc0"), b"\xc1", "text", 0, 5]
+)
+def test_unpack_examples(data: Any) -> None:
+    same("unpack", data)
+
+
+# -- encode_add_batch ----------------------------------------------------------------------------
+
+add_jobs = st.tuples(
+    st.text(max_size=12),  # job id ("" = auto)
+    st.text(min_size=1, max_size=12),  # name
+    good_values.map(_pure.pack),  # encoded data
+    st.integers(min_value=0, max_value=10**13),  # delay_ms
+    st.integers(min_value=0, max_value=2**21),  # priority
+    st.integers(min_value=1, max_value=1000),  # attempts
+    st.sampled_from(["", "f:1000", "e:500:0.25"]) | st.text(max_size=10),  # backoff spec
+    st.integers(min_value=0, max_value=10**9),  # timeout_ms
+    st.booleans(),  # lifo
+    st.booleans() | st.integers(min_value=0, max_value=10**6),  # remove_on_complete
+    st.booleans() | st.integers(min_value=0, max_value=10**6),  # remove_on_fail
+)
+
+
+@needs_compiled
+@PARITY
+@given(st.lists(add_jobs, max_size=6))
+def test_encode_add_batch(jobs: list[tuple[Any, ...]]) -> None:
+    assert _pure.ADD_FIELDS == 11
+    kind, result_type, _ = same("encode_add_batch", jobs)
+    assert kind == "returns" and result_type is bytes
+    rows = msgpack.unpackb(_pure.encode_add_batch(jobs), raw=True)
+    assert len(rows) == len(jobs)
+    for row, job in zip(rows, jobs, strict=True):
+        job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf = job
+        assert row == [
+            job_id.encode(),
+            name.encode(),
+            data,
+            str(delay).encode(),
+            str(priority).encode(),
+            str(attempts).encode(),
+            backoff.encode(),
+            str(timeout).encode(),
+            b"1" if lifo else b"0",
+            str(rc).encode(),
+            str(rf).encode(),
+        ]
+
+
+@needs_compiled
+@PARITY
+@given(
+    st.lists(
+        st.one_of(
+            add_jobs,
+            add_jobs.map(list),
+            st.lists(st.integers(), max_size=13).map(tuple),
+            scalars,
+            add_jobs.map(lambda job: Pair(*job[:2])),
+            add_jobs.map(lambda job: ("\ud800", *job[1:])),
+        ),
+        max_size=4,
+    )
+)
+def test_encode_add_batch_malformed(jobs: list[Any]) -> None:
+    same("encode_add_batch", jobs)
+
+
+@needs_compiled
+@pytest.mark.parametrize("jobs", [[], (), None, 5, "abc", [()], [tuple(range(12))]], ids=repr)
+def test_encode_add_batch_odd_containers(jobs: Any) -> None:
+    same("encode_add_batch", jobs)
+
+
+# -- decode_active -------------------------------------------------------------------------------
+
+# What each field of a ``take`` record holds, as the Lua library sends it.
+ACTIVE_LAYOUT = (
+    "text",  # id
+    "text",  # token
+    "int",  # processed_on_ms (a Lua number)
+    "text",  # name
+    "payload",  # data
+    "int",  # timestamp_ms
+    "int",  # attempts
+    "int",  # attempts_made
+    "int",  # priority
+    "int",  # delay_ms
+    "text",  # backoff spec
+    "int_or_empty",  # timeout_ms
+    "payload",  # progress
+    "int",  # remove_on_complete
+    "int",  # remove_on_fail
+)
+
+wire_ints = st.integers(min_value=-(2**53), max_value=2**53)
+FIELD_STRATEGIES: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
+    # (what goes on the wire, what decode_active gives back)
+    "text": st.text(max_size=12).map(lambda s: (s.encode(), s)),
+    "int": wire_ints.map(lambda n: (n, n)) | wire_ints.map(lambda n: (str(n).encode(), n)),
+    "int_or_empty": wire_ints.map(lambda n: (str(n).encode(), n)) | st.just((b"", 0)),
+    "payload": st.just((b"", None)) | good_values.map(lambda v: (_pure.pack(v), plain(v))),
+}
+active_record = st.tuples(*(FIELD_STRATEGIES[kind] for kind in ACTIVE_LAYOUT))
+
+
+@needs_compiled
+@PARITY
+@given(st.lists(active_record, max_size=4))
+def test_decode_active(records: list[tuple[tuple[Any, Any], ...]]) -> None:
+    assert len(ACTIVE_LAYOUT) == _pure.ACTIVE_FIELDS, "the record layout changed: update ACTIVE_LAYOUT"
+    flat = [wire for record in records for wire, _ in record]
+    blob = msgpack.packb(flat, use_bin_type=False) if records else b""
+    kind, _, result = same("decode_active", blob)
+    assert kind == "returns"
+    expected = [tuple(value for _, value in record) for record in records]
+    assert result == repr(expected)
+
+
+wire_items = st.one_of(
+    st.binary(max_size=8),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.none(),
+    st.booleans(),
+    st.floats(),
+    st.just(b"\xff\xfe"),
+    st.lists(in_range_ints, max_size=2),
+    good_values.map(_pure.pack),
+)
+
+
+@needs_compiled
+@PARITY
+@given(
+    st.one_of(
+        st.binary(max_size=80),
+        st.lists(wire_items, max_size=32).map(lambda flat: msgpack.packb(flat, use_bin_type=False)),
+        st.lists(active_record, min_size=1, max_size=2).map(
+            lambda records: msgpack.packb([w for r in records for w, _ in r][:-1], use_bin_type=False)
+        ),
+        st.dictionaries(st.binary(max_size=3), in_range_ints, max_size=3).map(msgpack.packb),
+        scalars.map(lambda v: msgpack.packb(v, use_bin_type=False)),
+    )
+)
+def test_decode_active_malformed(blob: bytes) -> None:
+    same("decode_active", blob)
+
+
+@needs_compiled
+@pytest.mark.parametrize("blob", [None, b"", bytearray(msgpack.packb([])), "text", 7, [b"x"]], ids=repr)
+def test_decode_active_odd_containers(blob: Any) -> None:
+    same("decode_active", blob)
+
+
+# -- hash_to_dict --------------------------------------------------------------------------------
+
+
+@needs_compiled
+@PARITY
+@given(st.dictionaries(st.text(max_size=6), st.binary(max_size=8), max_size=8))
+def test_hash_to_dict(fields: dict[str, bytes]) -> None:
+    flat = [item for key, value in fields.items() for item in (key.encode(), value)]
+    kind, _, result = same("hash_to_dict", flat)
+    assert kind == "returns" and result == repr(fields)
+
+
+@needs_compiled
+@PARITY
+@given(st.lists(wire_items, max_size=9))
+def test_hash_to_dict_malformed(flat: list[Any]) -> None:
+    same("hash_to_dict", flat)
+
+
+@needs_compiled
+@pytest.mark.parametrize("flat", [[], (b"a", b"1"), None, b"ab", [b"a", b"1", b"a", b"2"]], ids=repr)
+def test_hash_to_dict_odd_containers(flat: Any) -> None:
+    same("hash_to_dict", flat)
+
+
+# -- encode_finished -----------------------------------------------------------------------------
+
+finished_entries = st.tuples(
+    st.text(min_size=1, max_size=8),  # id
+    st.text(max_size=8),  # token
+    st.sampled_from(["completed", "failed", "retry", "unrecoverable"]),  # kind
+    st.binary(max_size=16),  # payload
+    st.binary(max_size=16),  # extra
+    wire_ints,  # retry_ms
+    st.integers(min_value=0, max_value=100),  # attempts_made
+    st.integers(min_value=-1, max_value=1000),  # keep
+    st.integers(min_value=0, max_value=2**21),  # priority
+)
+
+
+@needs_compiled
+@PARITY
+@given(st.lists(finished_entries, max_size=5))
+def test_encode_finished(entries: list[tuple[Any, ...]]) -> None:
+    kind, _, _ = same("encode_finished", entries)
+    assert kind == "returns"
+    packed = _pure.encode_finished(entries)
+    if entries:
+        wire = [[field.encode() if isinstance(field, str) else field for field in entry] for entry in entries]
+        assert msgpack.unpackb(packed, raw=True) == wire  # str and bytes both travel as msgpack str
+    else:
+        assert packed == b""
+
+
+@needs_compiled
+@PARITY
+@given(
+    st.lists(st.one_of(finished_entries.map(list), scalars, st.tuples(unsupported), st.tuples(big_ints)), max_size=3)
+)
+def test_encode_finished_malformed(entries: list[Any]) -> None:
+    same("encode_finished", entries)
+
+
+@needs_compiled
+@pytest.mark.parametrize("entries", [[], (), None, 0, [("a",)], [("\ud800",)]], ids=repr)
+def test_encode_finished_odd_containers(entries: Any) -> None:
+    same("encode_finished", entries)
