@@ -309,6 +309,25 @@ async def test_producer_recovers_after_server_restart_and_reloads_library(qname:
             assert (await queue.get_job_counts())["waiting"] == 1
 
 
+async def test_producer_waits_for_a_server_that_comes_back_in_time(qname: str) -> None:
+    with EmbeddedValkey() as own:
+        async with glidemq.Queue(qname, connection=glidemq.Connection(own.url, request_timeout=6.0)) as queue:
+            await queue.add("before")
+            own.kill()
+            asyncio.get_running_loop().call_later(1.0, own.start)
+            started = time.monotonic()
+            job = await queue.add("during-outage", "kept")
+            assert time.monotonic() - started >= 0.9
+            assert (await queue.get_job(job.id)).data == "kept"  # type: ignore[union-attr]
+        own.kill()
+        fresh = glidemq.Queue(qname, connection=glidemq.Connection(own.url, request_timeout=6.0))
+        try:
+            asyncio.get_running_loop().call_later(1.0, own.start)
+            assert await fresh.count() == 0, "a first call waits for the server too"
+        finally:
+            await fresh.close()
+
+
 async def test_producer_waits_for_a_briefly_frozen_server(qname: str) -> None:
     with EmbeddedValkey() as own:
         async with glidemq.Queue(qname, connection=glidemq.Connection(own.url, request_timeout=4.0)) as queue:

@@ -349,7 +349,6 @@ async def test_queue_call_site_checks_write_nothing(seeded: glidemq.Queue, raw: 
         lambda: seeded.get_jobs("waiting", "0", 5),
         lambda: seeded.get_jobs("waiting", 0, 1.5),
         lambda: seeded.clean(-0.5),
-        lambda: seeded.clean(0, state="active"),
         lambda: seeded.clean(0, state="nope"),
         lambda: seeded.clean(0, limit=-3),
         lambda: seeded.retry_jobs("waiting"),
