@@ -1,0 +1,7 @@
+"""``python -m glidemq``: the same as the ``glidemq`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
