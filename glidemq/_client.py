@@ -59,7 +59,7 @@ class Client:
 
     def __init__(self, connection: Connection, *, name: str = "glidemq") -> None:
         self.connection = connection
-        self._name = name
+        self.name = name
         self._glide: GlideAny | None = None
         self._connect_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
@@ -149,7 +149,7 @@ class Client:
             "credentials": credentials,
             "request_timeout": timeout_ms,
             "reconnect_strategy": BackoffStrategy(num_of_retries=6, factor=10, exponent_base=2),
-            "client_name": self._name,
+            "client_name": self.name,
         }
         if conn.cluster:
             return await GlideClusterClient.create(

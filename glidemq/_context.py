@@ -45,8 +45,9 @@ class QueueContext:
         return self._waiter
 
     async def close(self) -> None:
-        """Releases the client and the finish listener."""
+        """Releases the client and the finish listener; a later call connects again."""
         if self._waiter is not None:
             await self._waiter.close()
             self._waiter = None
-        await self.client.close()
+        client, self.client = self.client, Client(self.connection, name=self.client.name)
+        await client.close()
