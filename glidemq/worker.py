@@ -123,7 +123,14 @@ class Worker:
         )
         heartbeat.start()
         try:
-            await self._loop_forever()
+            while True:
+                try:
+                    await self._loop_forever()
+                    break
+                except Exception as exc:  # noqa: BLE001 - run() never raises: report and carry on
+                    log.exception("glidemq worker loop failed; restarting it")
+                    await self._events.emit("error", exc)
+                    await self._sleep_or_wake(ERROR_PAUSE_MAX)
         finally:
             heartbeat.stop()
             await asyncio.to_thread(heartbeat.join)
