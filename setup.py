@@ -30,6 +30,8 @@ def give_up(reason: object) -> None:
         if isinstance(reason, BaseException):
             raise reason
         raise RuntimeError(f"glidemq: the compiled codec could not be built ({reason})")
+    if isinstance(reason, BaseException):
+        reason = f"{type(reason).__name__}: {reason}"
     sys.stderr.write(BANNER.format(reason=reason))
 
 
@@ -53,15 +55,16 @@ def extensions() -> list[Extension]:
     if NO_EXTENSIONS:
         return []
     try:
-        from Cython.Build import cythonize  # optional: only needed to compile
+        import Cython  # noqa: F401 - only needed to compile; setuptools' build_ext then cythonizes
     except ImportError:
         give_up("Cython is not installed")
         return []
-    try:
-        return list(cythonize([Extension("glidemq._speedups", ["glidemq/_speedups.pyx"])], quiet=True))
-    except Exception as exc:  # noqa: BLE001 - a Cython error also means "install pure"
-        give_up(exc)
-        return []
+    # The .pyx is the source: the .c is generated at build time, in the build directory, by the
+    # Cython of the build environment. It is never shipped, and a .c left next to the .pyx is
+    # never compiled, so a new Python never meets an old generated file.
+    speedups = Extension("glidemq._speedups", ["glidemq/_speedups.pyx"])
+    speedups.cython_c_in_temp = True  # type: ignore[attr-defined]  # read by Cython's build_ext
+    return [speedups]
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
