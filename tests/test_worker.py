@@ -388,7 +388,7 @@ async def test_remove_on_fail_waits_for_the_last_attempt(queue: glidemq.Queue, u
     async def on_failed(job: glidemq.Job, exc: BaseException) -> None:
         states.append((job.attempts_made, await queue.get_job(job.id) is not None))
 
-    await queue.add("rf", None, attempts=2, remove_on_fail=True)
+    await queue.add("rf", None, attempts=2, backoff=0.5, remove_on_fail=True)
     async with worker:
         await wait_until(lambda: len(states) == 2, timeout=10)
     assert states == [(1, True), (2, False)]

@@ -277,6 +277,19 @@ async def test_worker_pause_and_resume(queue: glidemq.Queue, url: str, qname: st
         await wait_until(lambda: finished == [1, 2, 3], timeout=10)
 
 
+async def test_a_paused_worker_closes_promptly(queue: glidemq.Queue, url: str, qname: str) -> None:
+    worker = glidemq.Worker(qname, _noop, connection=url)
+    await worker.pause()
+    task = asyncio.create_task(worker.run())
+    job = await queue.add("j", None)
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await asyncio.wait_for(worker.close(), 10)
+    await task
+    assert time.monotonic() - started < 1.0
+    assert await job.get_state() == "waiting"
+
+
 async def test_queue_pause_stops_every_worker(queue: glidemq.Queue, url: str, qname: str) -> None:
     started: list[tuple[str, Any]] = []
     finished: list[Any] = []
