@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Union
+from typing import Any
 
 from glide import (
     AdvancedGlideClientConfiguration,
     AdvancedGlideClusterClientConfiguration,
     AllPrimaries,
     BackoffStrategy,
+    ClosingError,
     GlideClient,
     GlideClientConfiguration,
     GlideClusterClient,
     GlideClusterClientConfiguration,
+    GlideError,
     Logger,
     LogLevel,
     NodeAddress,
+    RequestError,
     ServerCredentials,
 )
-from glide import ClosingError, GlideError, RequestError
 from glide import ConnectionError as GlideConnectionError
 from glide import TimeoutError as GlideTimeoutError
 
@@ -35,7 +37,7 @@ from .connection import Connection
 from .errors import ConnectionFailedError, ServerError
 from .functions import function_name, library_source
 
-GlideAny = Union[GlideClient, GlideClusterClient]
+GlideAny = GlideClient | GlideClusterClient
 
 TRANSIENT_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
 MISSING_FUNCTION = "Function not found"

@@ -36,7 +36,8 @@ class QueueContext:
 
     async def call(self, function: str, args: list[Any]) -> Any:
         """Calls one library function on this queue; numbers in ``args`` are sent as text."""
-        return await self.client.fcall(function, self.base, [a if isinstance(a, (str, bytes)) else str(a) for a in args])
+        encoded = [a if isinstance(a, (str, bytes)) else str(a) for a in args]
+        return await self.client.fcall(function, self.base, encoded)
 
     def waiter(self) -> FinishWaiter:
         """The shared listener that tells waiting callers when jobs finish."""

@@ -11,7 +11,7 @@ from glide import StreamReadOptions
 
 from ._client import Client
 from .connection import Connection
-from .errors import ConnectionFailedError, GlideMQError
+from .errors import ConnectionFailedError
 
 BLOCK_MS = 1000
 BATCH = 500

@@ -54,7 +54,7 @@ class EventEmitter:
         for callback in callbacks:
             try:
                 result = callback(*args)
-            except Exception:  # noqa: BLE001 - a listener's bug must not stop the worker
+            except Exception:
                 log.exception("glidemq %s listener failed", event)
                 continue
             if inspect.isawaitable(result):

@@ -26,9 +26,28 @@ class Job:
     """A job of a queue. Read its fields; ``await`` its methods for fresh server state."""
 
     __slots__ = (
-        "_ctx", "_token", "_on_progress", "_keep_complete", "_keep_fail", "id", "name", "queue_name", "data", "attempts", "attempts_made", "priority",
-        "delay", "progress", "return_value", "failed_reason", "stacktrace", "timestamp", "processed_on",
-        "finished_on", "timeout", "backoff",
+        "_ctx",
+        "_keep_complete",
+        "_keep_fail",
+        "_on_progress",
+        "_token",
+        "attempts",
+        "attempts_made",
+        "backoff",
+        "data",
+        "delay",
+        "failed_reason",
+        "finished_on",
+        "id",
+        "name",
+        "priority",
+        "processed_on",
+        "progress",
+        "queue_name",
+        "return_value",
+        "stacktrace",
+        "timeout",
+        "timestamp",
     )
 
     def __init__(self, ctx: QueueContext, job_id: str, name: str, data: Any = None) -> None:

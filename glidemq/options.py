@@ -60,7 +60,7 @@ def retry_delay_ms(spec: str, attempts_made: int) -> int:
     base = int(parts[1])
     if parts[0] == "f":
         return base
-    delay = base * 2 ** max(attempts_made - 1, 0)
+    delay: float = base << max(attempts_made - 1, 0)
     jitter = float(parts[2])
     if jitter:
         delay = delay * (1 - jitter * random.random())

@@ -160,7 +160,7 @@ class Queue:
         if not selected:
             return []
         records = await self._ctx.call("jobs", selected)
-        return [Job.from_hash(self._ctx, i, flat) for i, flat in zip(selected, records) if flat]
+        return [Job.from_hash(self._ctx, i, flat) for i, flat in zip(selected, records, strict=True) if flat]
 
     async def get_job_counts(self) -> dict[str, int]:
         """Jobs per state: waiting, active, delayed, completed, failed, waiting-children, paused."""
@@ -191,7 +191,7 @@ class Queue:
         """Removes waiting (and, with ``delayed``, delayed) jobs; returns how many."""
         total = 0
         while True:
-            removed = await self._ctx.call("drain", ["1" if delayed else "0", MAINTENANCE_CHUNK])
+            removed = int(await self._ctx.call("drain", ["1" if delayed else "0", MAINTENANCE_CHUNK]))
             total += removed
             if removed < MAINTENANCE_CHUNK:
                 return total

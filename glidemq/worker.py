@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 from . import _validate as check
 from ._client import Client
@@ -25,7 +25,7 @@ from .options import retry_delay_ms
 
 log = logging.getLogger("glidemq")
 
-Processor = Callable[[Job], Union[Awaitable[Any], Any]]
+Processor = Callable[[Job], Awaitable[Any] | Any]
 MAX_BLOCK = 5.0
 MIN_BLOCK = 0.01
 ERROR_PAUSE_MIN, ERROR_PAUSE_MAX = 0.1, 5.0
@@ -67,7 +67,7 @@ class Worker:
         self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
         self._processor = processor
         self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
-            getattr(processor, "__call__", None)
+            type(processor).__call__
         )
         self._executor: ThreadPoolExecutor | None = None
         self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
@@ -127,7 +127,7 @@ class Worker:
                 try:
                     await self._loop_forever()
                     break
-                except Exception as exc:  # noqa: BLE001 - run() never raises: report and carry on
+                except Exception as exc:
                     log.exception("glidemq worker loop failed; restarting it")
                     await self._events.emit("error", exc)
                     await self._sleep_or_wake(ERROR_PAUSE_MAX)
@@ -249,11 +249,9 @@ class Worker:
                     await self._events.emit("error", error)
                     await self._sleep_or_wake(pause)
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
-        for pending in (block, wake_wait):
-            if pending is not None:
-                if pending is wake_wait:
-                    pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
+        if wake_wait is not None:
+            wake_wait.cancel()
+        await asyncio.gather(*(t for t in (block, wake_wait) if t is not None), return_exceptions=True)
 
     async def _wait_for_marker(self, timeout: float) -> GlideMQError | None:
         """Blocks on the dedicated client until work may be there; returns an error, if any."""
@@ -274,10 +272,12 @@ class Worker:
         except asyncio.TimeoutError:
             pass
 
-    async def _take(self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, str, Any]], free: int) -> tuple[int, int]:
+    async def _take(
+        self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, str, Any]], free: int
+    ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished)]
         now_ms, next_delay, statuses, records = await self._ctx.client.fcall("take", self._ctx.base, args)
-        for (job, kind, value), status in zip(outcomes, statuses):
+        for (job, kind, value), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
             await self._report(job, status, kind, value, now_ms)
@@ -345,9 +345,12 @@ class Worker:
             result = await result
         return result
 
-    def _done(self, job: Job, kind: str, payload: bytes, extra: bytes, retry: int, attempts_made: int, value: Any) -> None:
+    def _done(
+        self, job: Job, kind: str, payload: bytes, extra: bytes, retry: int, attempts_made: int, value: Any
+    ) -> None:
         keep = job._keep_complete if kind == "c" else job._keep_fail
-        self._finished.append((job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority))
+        entry = (job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority)
+        self._finished.append(entry)
         self._outcomes.append((job, kind, value))
         assert self._wake is not None
         self._wake.set()
