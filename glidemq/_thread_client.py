@@ -14,6 +14,8 @@ import socket
 import ssl
 from typing import Any
 
+import hiredis
+
 from .connection import Connection
 from .errors import ConnectionFailedError, GlideMQError, ServerError
 from .functions import function_name, library_source
@@ -38,7 +40,7 @@ class ThreadClient:
         self._name = name
         self._address = (connection.host, connection.port)
         self._sock: socket.socket | None = None
-        self._file: Any = None
+        self._reader: hiredis.Reader | None = None
 
     async def fcall(self, name: str, base: str, args: list[Any]) -> Any:
         """Calls one library function on the queue whose key base is ``base``."""
@@ -94,7 +96,7 @@ class ThreadClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if conn.tls:
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._address[0])
-            self._sock, self._file = sock, sock.makefile("rb")
+            self._sock, self._reader = sock, hiredis.Reader(replyError=ReplyError)
             setup: list[list[Any]] = []
             if conn.password is not None:
                 auth = ["AUTH", conn.username, conn.password] if conn.username else ["AUTH", conn.password]
@@ -113,45 +115,25 @@ class ThreadClient:
             raise
 
     def _disconnect(self) -> None:
-        sock, file = self._sock, self._file
-        self._sock = self._file = None
-        for closable in (file, sock):
-            if closable is not None:
-                try:
-                    closable.close()
-                except OSError:
-                    pass
+        sock, self._sock, self._reader = self._sock, None, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
     def _read(self) -> Any:
-        line = self._file.readline()
-        if not line.endswith(b"\r\n"):
-            raise EOFError("connection closed by the server")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return ReplyError(rest.decode(errors="replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = self._file.read(size + 2)
-            if len(data) != size + 2:
+        """One reply, parsed by hiredis; error replies come back as ReplyError values."""
+        assert self._sock is not None and self._reader is not None
+        while True:
+            reply = self._reader.gets()
+            if reply is not False:
+                return reply
+            data = self._sock.recv(65536)
+            if not data:
                 raise EOFError("connection closed by the server")
-            return data[:-2]
-        if kind == b"*":
-            size = int(rest)
-            if size < 0:
-                return None
-            return [self._read() for _ in range(size)]
-        raise GlideMQError(f"unexpected reply from the server: {line[:40]!r}")
+            self._reader.feed(data)
 
 
 def _encode(command: list[Any]) -> bytes:
-    parts = [b"*%d\r\n" % len(command)]
-    for arg in command:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    return bytes(hiredis.pack_command(tuple(command)))
