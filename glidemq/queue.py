@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _validate as check
-from ._codec import encode_add_batch
+from ._adds import AddBatcher, Written, chunks, write
 from ._context import QueueContext
 from .connection import Connection
 from .errors import GlideMQError, InvalidArgumentError
@@ -17,23 +17,7 @@ from .options import Backoff, encode_job
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
-BULK_CHUNK = 500
-BULK_BYTES = 4 * 1024 * 1024  # encoded data per add call: big payloads must not make one long call
 MAINTENANCE_CHUNK = 1000
-
-
-def _bulk_chunks(encoded: list[tuple[Any, ...]]) -> Iterable[tuple[int, int]]:
-    """(start, end) slices of at most BULK_CHUNK jobs and about BULK_BYTES of data each."""
-    start = 0
-    while start < len(encoded):
-        end, size = start + 1, len(encoded[start][2])
-        while end < len(encoded) and end - start < BULK_CHUNK and size + len(encoded[end][2]) <= BULK_BYTES:
-            size += len(encoded[end][2])
-            end += 1
-        yield start, end
-        start = end
-
-
 class Queue:
     """A named queue on a Valkey server: add jobs, inspect and administer them.
 
@@ -50,6 +34,7 @@ class Queue:
         max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
     ) -> None:
         self._ctx = QueueContext(name, connection=connection, prefix=prefix, max_payload_size=max_payload_size)
+        self._batcher = AddBatcher(self._ctx)
         self.name = self._ctx.name
         self.prefix = self._ctx.prefix
 
@@ -90,7 +75,7 @@ class Queue:
             "remove_on_fail": remove_on_fail,
         }
         encoded = encode_job(name, data, options, self._ctx.max_payload_size)
-        (job,) = await self._write([encoded], [data])
+        (job,) = await self._jobs([encoded], [data], [await self._batcher.add(encoded)])
         return job
 
     async def add_bulk(
@@ -107,23 +92,22 @@ class Queue:
             encoded.append(encode_job(item[0], item[1], options, self._ctx.max_payload_size))
             datas.append(item[1])
         out: list[Job] = []
-        for start, end in _bulk_chunks(encoded):
-            out += await self._write(encoded[start:end], datas[start:end])
+        for start, end in chunks(encoded):
+            written = await write(self._ctx, encoded[start:end])
+            out += await self._jobs(encoded[start:end], datas[start:end], written)
         return out
 
-    async def _write(self, encoded: list[tuple[Any, ...]], datas: list[Any]) -> list[Job]:
-        reply = await self._ctx.call("add", [encode_add_batch(encoded)])
-        now = reply[0] / 1000.0
+    async def _jobs(self, encoded: list[tuple[Any, ...]], datas: list[Any], written: list[Written]) -> list[Job]:
         jobs: list[Job] = []
         for i, fields in enumerate(encoded):
-            job_id, created = reply[1 + 2 * i].decode(), reply[2 + 2 * i]
+            job_id, created, now_ms = written[i]
             if not created:
                 existing = await self.get_job(job_id)
                 if existing is not None:
                     jobs.append(existing)
                     continue
             job = Job(self._ctx, job_id, fields[1], datas[i])
-            job.timestamp = now
+            job.timestamp = now_ms / 1000.0
             job.delay, job.priority, job.attempts = fields[3] / 1000.0, fields[4], fields[5]
             job.backoff, job.timeout = fields[6], (fields[7] / 1000.0 if fields[7] else None)
             jobs.append(job)
