@@ -182,12 +182,16 @@ local function promote_due(base, now)
   if #due > 0 then redis.call('ZREM', key, unpack(due)) end
 end
 
+-- ms until the first delayed job is due (-1: none); promotes due jobs first.
 local function next_delay(base, now)
-  local first = redis.call('ZRANGE', base .. 'delayed', 0, 0, 'WITHSCORES')
-  if #first == 0 then return -1 end
-  local due = math.floor(tonumber(first[2]) / DELAY_SHIFT)
-  if due <= now then return 0 end
-  return due - now
+  for _ = 1, 2 do
+    local first = redis.call('ZRANGE', base .. 'delayed', 0, 0, 'WITHSCORES')
+    if #first == 0 then return -1 end
+    local due = math.floor(tonumber(first[2]) / DELAY_SHIFT)
+    if due > now then return due - now end
+    promote_due(base, now)
+  end
+  return 0
 end
 
 local function waiting_count(base)
@@ -220,7 +224,7 @@ local function activate(base, want, lock_ms, now, now_s)
     emit(base, 'active', id)
   end
   redis.call('ZADD', base .. 'active', unpack(scores))
-  if waiting_count(base) > 0 then
+  if #ids == want and waiting_count(base) > 0 then
     wake(base)
   else
     emit(base, 'drained', '')
@@ -242,11 +246,12 @@ local function take(keys, args)
       results[i] = finish_one(base, f, now, now_s)
     end
   end
-  promote_due(base, now)
+  local delay = next_delay(base, now)
   local jobs = activate(base, want, lock_ms, now, now_s)
   local packed = ''
   if #jobs > 0 then packed = cmsgpack.pack(jobs) end
-  return {now, next_delay(base, now), results, packed}
+  if delay == 0 then delay = next_delay(base, now) end
+  return {now, delay, results, packed}
 end
 
 -- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
