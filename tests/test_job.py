@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,14 +14,7 @@ from glide import GlideClient
 import glidemq
 
 from .conftest import keyspace
-
-
-async def wait_for(condition: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from .worker_helpers import wait_until
 
 
 async def state_is(job: glidemq.Job, *states: str) -> bool:
@@ -116,7 +108,7 @@ async def test_get_state_values(url: str, queue: glidemq.Queue, qname: str) -> N
             raise RuntimeError("p fails")
 
     async with glidemq.Worker(qname, work, connection=url):
-        await wait_for(lambda: state_is(waiting, "active"))
+        await wait_until(lambda: state_is(waiting, "active"))
         assert await waiting.get_state() == "active"
         gate.set()
         await waiting.wait_until_finished(timeout=10)
@@ -132,7 +124,7 @@ async def test_get_state_values(url: str, queue: glidemq.Queue, qname: str) -> N
 async def test_job_in_retry_backoff_is_delayed(url: str, queue: glidemq.Queue, qname: str) -> None:
     job = await queue.add("retry", None, attempts=3, backoff=30)
     async with glidemq.Worker(qname, failing_processor, connection=url):
-        await wait_for(lambda: state_is(job, "delayed"))
+        await wait_until(lambda: state_is(job, "delayed"))
     fresh = await queue.get_job(job.id)
     assert fresh is not None
     assert fresh.attempts_made == 1
@@ -276,7 +268,7 @@ async def test_remove_on_complete_keeps_newest(url: str, queue: glidemq.Queue, q
 
     async with glidemq.Worker(qname, work, connection=url):
         await jobs[-1].wait_until_finished(timeout=10)
-        await wait_for(lambda: _count(queue, "completed", 3))
+        await wait_until(lambda: _count(queue, "completed", 3))
     await asyncio.sleep(0.1)
     assert (await queue.get_job_counts())["completed"] == 3
     assert [j.name for j in await queue.get_jobs("completed")] == ["k7", "k6", "k5"]
@@ -414,8 +406,8 @@ async def test_wait_until_finished_for_already_finished_job(url: str, queue: gli
         return 11
 
     async with glidemq.Worker(qname, work, connection=url):
-        await wait_for(lambda: state_is(bad, "failed"))
-        await wait_for(lambda: state_is(ok, "completed"))
+        await wait_until(lambda: state_is(bad, "failed"))
+        await wait_until(lambda: state_is(ok, "completed"))
     started = time.monotonic()
     assert await ok.wait_until_finished(timeout=5) == 11
     assert await ok.wait_until_finished() == 11
@@ -489,7 +481,7 @@ async def test_job_remove(url: str, queue: glidemq.Queue, qname: str) -> None:
 
     busy = await queue.add("busy")
     async with glidemq.Worker(qname, work, connection=url):
-        await wait_for(lambda: state_is(busy, "active"))
+        await wait_until(lambda: state_is(busy, "active"))
         assert await busy.remove() is False
         gate.set()
         await busy.wait_until_finished(timeout=10)

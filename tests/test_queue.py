@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,14 +13,7 @@ from glide import GlideClient
 import glidemq
 
 from .conftest import keyspace
-
-
-async def wait_for(condition: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from .worker_helpers import wait_until
 
 
 async def run_all(url: str, qname: str, expected: int, timeout: float = 15.0, **worker: Any) -> list[str]:
@@ -279,7 +271,7 @@ async def test_get_jobs_completed_and_failed_newest_first(url: str, queue: glide
         return int(job.data)
 
     async with glidemq.Worker(qname, work, connection=url):
-        await wait_for(lambda: _finished(queue, 6))
+        await wait_until(lambda: _finished(queue, 6))
     completed = await queue.get_jobs("completed")
     failed = await queue.get_jobs("failed")
     assert [j.name for j in completed] == ["c4", "c2", "c0"]
@@ -301,7 +293,7 @@ async def test_get_jobs_several_states_and_active(url: str, queue: glidemq.Queue
     gate = Gate()
     running = await queue.add("running")
     async with glidemq.Worker(qname, gate, connection=url):
-        await wait_for(lambda: _started(gate, 1))
+        await wait_until(lambda: _started(gate, 1))
         await queue.add("waits")
         await queue.add("delays", delay=60)
         active = await queue.get_jobs("active")
@@ -347,7 +339,7 @@ async def test_get_job_counts_and_count(url: str, queue: glidemq.Queue, qname: s
     gate = Gate()
     blocked = await queue.add("blocked")
     async with glidemq.Worker(qname, gate, connection=url):
-        await wait_for(lambda: _started(gate, 1))
+        await wait_until(lambda: _started(gate, 1))
         await queue.add("w1")
         await queue.add("w2", priority=4)
         await queue.add("d1", delay=60)
@@ -378,7 +370,7 @@ async def test_pause_stops_running_worker_and_resume_restarts(url: str, queue: g
         first = await queue.add("first")
         await first.wait_until_finished(timeout=10)
         long = await queue.add("long")
-        await wait_for(lambda: _truthy("long" in ran))
+        await wait_until(lambda: _truthy("long" in ran))
         await queue.pause()
         assert await queue.is_paused() is True
         gate.set()
@@ -457,7 +449,7 @@ async def test_drain_does_not_touch_active_jobs(url: str, queue: glidemq.Queue, 
     gate = Gate()
     running = await queue.add("running")
     async with glidemq.Worker(qname, gate, connection=url):
-        await wait_for(lambda: _started(gate, 1))
+        await wait_until(lambda: _started(gate, 1))
         await queue.add("waiting")
         assert await queue.drain() == 1
         assert await running.get_state() == "active"
@@ -495,7 +487,7 @@ async def test_clean_failed_waiting_delayed(url: str, queue: glidemq.Queue, qnam
 
     failed = [await queue.add(f"f{i}") for i in range(3)]
     async with glidemq.Worker(qname, fail, connection=url):
-        await wait_for(lambda: _finished(queue, 3))
+        await wait_until(lambda: _finished(queue, 3))
     waiting = [await queue.add(f"w{i}") for i in range(4)]
     delayed = [await queue.add(f"d{i}", delay=60) for i in range(2)]
     await asyncio.sleep(0.05)
@@ -544,7 +536,7 @@ async def test_retry_jobs_failed_with_count(url: str, queue: glidemq.Queue, qnam
 
     jobs = [await queue.add(f"j{i}", i) for i in range(5)]
     async with glidemq.Worker(qname, work, connection=url):
-        await wait_for(lambda: _finished(queue, 5))
+        await wait_until(lambda: _finished(queue, 5))
     assert (await queue.get_job_counts())["failed"] == 5
     assert await queue.retry_jobs(count=0) == 0
     assert await queue.retry_jobs("failed", count=2) == 2
@@ -616,7 +608,7 @@ async def test_remove_refuses_active_job(url: str, queue: glidemq.Queue, qname: 
     gate = Gate()
     job = await queue.add("busy")
     async with glidemq.Worker(qname, gate, connection=url):
-        await wait_for(lambda: _started(gate, 1))
+        await wait_until(lambda: _started(gate, 1))
         assert await queue.remove(job.id) is False
         assert await job.get_state() == "active"
         gate.release.set()
@@ -635,7 +627,7 @@ async def test_obliterate_removes_every_key(url: str, queue: glidemq.Queue, qnam
 
     await queue.add_bulk([("ok", 1), ("bad", 2), ("ok", 3)])
     async with glidemq.Worker(qname, work, connection=url):
-        await wait_for(lambda: _finished(queue, 3))
+        await wait_until(lambda: _finished(queue, 3))
     await queue.add("w")
     await queue.add("p", priority=9)
     await queue.add("d", delay=100)
@@ -657,7 +649,7 @@ async def test_obliterate_refuses_with_active_job_unless_forced(
     job = await queue.add("busy")
     await queue.add("other")
     async with glidemq.Worker(qname, gate, connection=url):
-        await wait_for(lambda: _started(gate, 1))
+        await wait_until(lambda: _started(gate, 1))
         snapshot = await keyspace(raw, qname)
         with pytest.raises(glidemq.GlideMQError):
             await queue.obliterate()
@@ -847,11 +839,11 @@ async def test_clean_and_retry_of_many_finished_jobs_in_short_calls(
 
     async with SlowLog(raw) as slowlog:
         async with glidemq.Worker(qname, noop, connection=url, concurrency=50):
-            await wait_for(lambda: _finished(queue, n), timeout=60)
+            await wait_until(lambda: _finished(queue, n), timeout=60)
         assert await queue.retry_jobs("completed") == n
         assert (await queue.get_job_counts())["waiting"] == n
         async with glidemq.Worker(qname, noop, connection=url, concurrency=50):
-            await wait_for(lambda: _finished(queue, n), timeout=60)
+            await wait_until(lambda: _finished(queue, n), timeout=60)
         last = await queue.add("last", None, remove_on_complete=1)
         async with glidemq.Worker(qname, noop, connection=url):
             await last.wait_until_finished(timeout=10)
@@ -859,7 +851,7 @@ async def test_clean_and_retry_of_many_finished_jobs_in_short_calls(
         assert [j.id for j in await queue.get_jobs("completed")] == [last.id]
         await queue.add_bulk([("n", i) for i in range(n)])
         async with glidemq.Worker(qname, noop, connection=url, concurrency=50):
-            await wait_for(lambda: _finished(queue, n + 1), timeout=60)
+            await wait_until(lambda: _finished(queue, n + 1), timeout=60)
         assert len(await queue.clean(0, limit=n + 1)) == n + 1
         assert (await queue.get_job_counts())["completed"] == 0
         assert await slowlog.entries(qname) == []
