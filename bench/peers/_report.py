@@ -1,0 +1,50 @@
+"""Tables (markdown) and JSON of a peers run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+Results = dict[str, dict[str, dict[str, Any]]]
+SHORT = {"unsupported": "n/a", "timeout": "timeout", "failed": "failed", "incomplete": "incomplete"}
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return ""
+    if entry["status"] == "ok":
+        return f"{entry['jobs_per_sec']:,.0f}"
+    return SHORT.get(entry["status"], entry["status"])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def speed_table(results: Results, scenarios: list[str]) -> str:
+    """Jobs per second: one row per system, one column per scenario."""
+    rows = [[system, *(_cell(per.get(s)) for s in scenarios)] for system, per in results.items()]
+    return "jobs/s\n\n" + _table(["system", *scenarios], rows)
+
+
+def ratio_table(results: Results, scenarios: list[str]) -> str:
+    """glidemq's jobs/s divided by each peer's, scenario by scenario."""
+    ours = results.get("glidemq", {})
+    rows = []
+    for system, per in results.items():
+        if system == "glidemq":
+            continue
+        row = [system]
+        for scenario in scenarios:
+            mine, theirs = ours.get(scenario, {}).get("jobs_per_sec"), per.get(scenario, {}).get("jobs_per_sec")
+            row.append(f"{mine / theirs:.2f}x" if mine and theirs else "-")
+        rows.append(row)
+    return "glidemq / peer\n\n" + _table(["peer", *scenarios], rows)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")

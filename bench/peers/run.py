@@ -1,0 +1,128 @@
+"""glidemq side by side with its peers, on one fresh embedded Valkey, in one run.
+
+    python bench/peers/run.py [--jobs 20000] [--systems bullmq,taskiq,...] [--quick] [--cap 120]
+
+Every system runs in a subprocess of its own (its own venv, or node for BullMQ; set up on
+first use by setup.py), the server is flushed before every scenario, and each scenario is
+capped in time: a peer that times out or fails is reported as such and the run goes on.
+Prints jobs/s per system and scenario and the ratio glidemq / peer; writes
+bench/peers/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _harness import Outcome, Resp, run_driver
+from _report import ratio_table, speed_table, write_json
+
+from glidemq.testing import EmbeddedValkey
+from setup import NODE_PEERS, PYTHON_PEERS, ensure
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUTPUT = HERE / "results" / "latest.json"
+DEFAULT_JOBS, QUICK_JOBS = 20_000, 500
+PEERS = ["bullmq", "taskiq", "dramatiq", "arq", "saq", "rq", "celery", "bullmq-py", "streaq"]
+ADDS = ["add_sequential", "add_concurrent", "add_bulk"]
+CONCURRENCIES = (1, 10, 50)
+SCENARIOS = [*ADDS, *(f"process_c{c}" for c in CONCURRENCIES)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="glidemq against its peers")
+    parser.add_argument("--jobs", type=int, default=None, help=f"jobs per scenario (default {DEFAULT_JOBS})")
+    parser.add_argument("--systems", default=",".join(PEERS), help="comma-separated peers (glidemq always runs)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_JOBS} jobs per scenario")
+    parser.add_argument("--cap", type=float, default=120.0, help="seconds allowed per scenario and system")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    if args.jobs is None:
+        args.jobs = QUICK_JOBS if args.quick else DEFAULT_JOBS
+    known = {*PEERS, *NODE_PEERS, *PYTHON_PEERS}
+    args.systems = ["glidemq", *(s for s in args.systems.split(",") if s and s != "glidemq")]
+    unknown = [s for s in args.systems[1:] if s not in known]
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(unknown)}")
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if set(args.scenarios) - set(SCENARIOS):
+        parser.error(f"scenarios are: {', '.join(SCENARIOS)}")
+    return args
+
+
+def run_scenario(system: str, scenario: str, url: str, jobs: int, cap: float) -> Outcome:
+    queue = f"peers-{scenario}-{uuid.uuid4().hex[:8]}"
+    common = ["--url", url, "--queue", queue, "--jobs", str(jobs), "--timeout", str(max(cap - 10, 5))]
+    if not scenario.startswith("process_c"):
+        return run_driver(system, [*common, "--scenario", scenario], cap)
+    filled = run_driver(system, [*common, "--scenario", "fill"], cap)
+    if filled.status != "ok":
+        filled.detail = f"filling the queue: {filled.detail}"
+        return filled
+    concurrency = scenario.removeprefix("process_c")
+    return run_driver(system, [*common, "--scenario", "work", "--concurrency", concurrency], cap)
+
+
+def run_all(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    server = Resp(url)
+    meta: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "valkey_version": server.info_field("server", "valkey_version") or server.info_field("server", "redis_version"),
+        "jobs": args.jobs, "cap_seconds": args.cap, "python": platform.python_version(),
+        "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    versions: dict[str, dict[str, str]] = {}
+    for system in args.systems:
+        results[system] = {}
+        try:
+            ensure(system)
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot be installed is reported, not fatal
+            for scenario in args.scenarios:
+                results[system][scenario] = {"status": "failed", "detail": f"setup: {exc}"}
+            continue
+        for scenario in args.scenarios:
+            server.call("FLUSHALL")
+            load = os.getloadavg()[0]
+            print(f"{system:10} {scenario:15} load {load:4.2f} ...", end=" ", file=sys.stderr, flush=True)
+            outcome = run_scenario(system, scenario, url, args.jobs, args.cap)
+            rate = outcome.jobs_per_sec
+            print(f"{rate:,.0f} jobs/s" if rate else f"{outcome.status} {outcome.detail}", file=sys.stderr)
+            versions.setdefault(system, outcome.report.get("versions", {}))
+            results[system][scenario] = {
+                "status": outcome.status, "jobs_per_sec": None if rate is None else round(rate, 1),
+                "seconds": outcome.report.get("seconds"), "completed": outcome.report.get("completed"),
+                "detail": outcome.detail,
+            }
+    server.call("FLUSHALL")
+    server.close()
+    meta["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    meta["versions"] = versions
+    return {"meta": meta, "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with EmbeddedValkey() as valkey:
+        data = run_all(args, valkey.url)
+    print(speed_table(data["results"], args.scenarios))
+    print()
+    print(ratio_table(data["results"], args.scenarios))
+    meta = data["meta"]
+    print(f"\nload average {meta['load_average_before']} -> {meta['load_average_after']}, "
+          f"Valkey {meta['valkey_version']}, {args.jobs} jobs per scenario")
+    write_json(args.output, data)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
