@@ -8,6 +8,11 @@ local PRIO_SHIFT = 2147483648      -- 2^31: priority * 2^31 + sequence stays bel
 local DELAY_SHIFT = 4096           -- delayed score: due_ms * 4096 + sequence
 local STALLED_REASON = 'job stalled more than allowable limit'
 local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc', 'rf'}
+-- Fields left at their default are not stored (every argument of a command costs the
+-- server an allocation); readers fill the defaults in.
+local JOB_DEFAULTS = {'', '', '0', '1', '0', '0', '0', '', '0', '', '-1', '-1'}
+local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
+  {'rc', 10, '-1'}, {'rf', 11, '-1'}}
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -218,7 +223,7 @@ local function activate(base, want, lock_ms, now, now_s)
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = now_s
-    for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or '' end
+    for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or JOB_DEFAULTS[k] end
     scores[#scores + 1] = deadline
     scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
@@ -276,8 +281,15 @@ local function add(keys, args)
       local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
       local state = 'waiting'
       if delay > 0 then state = 'delayed' end
-      redis.call('HSET', jk, 'n', j[2], 'd', j[3], 'ts', now_s, 'dl', j[4], 'p', j[5], 'at', j[6], 'am', '0',
-        'bo', j[7], 'to', j[8], 'lf', lifo, 'rc', j[10], 'rf', j[11], 's', state)
+      local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
+      for _, opt in ipairs(OPTIONAL_FIELDS) do
+        local value = j[opt[2]]
+        if value ~= opt[3] then
+          fields[#fields + 1] = opt[1]
+          fields[#fields + 1] = value
+        end
+      end
+      redis.call('HSET', jk, unpack(fields))
       emit(base, 'added', id, 'name', j[2])
       if delay > 0 then
         schedule(base, id, now + delay)
@@ -324,7 +336,8 @@ local function stalled(keys, args)
       emit(base, 'stalled', id)
       local f = redis.call('HMGET', jk, 'am', 'p', 'rf')
       if count > max_stalled then
-        fail_for_good(base, id, tostring(tonumber(f[1]) + 1), STALLED_REASON, '', tonumber(f[3] or '-1'), tostring(now))
+        local am = tostring(tonumber(f[1] or '0') + 1)
+        fail_for_good(base, id, am, STALLED_REASON, '', tonumber(f[3] or '-1'), tostring(now))
         failed[#failed + 1] = id
       else
         redis.call('HSET', jk, 's', 'waiting')
