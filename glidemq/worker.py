@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import traceback
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -39,6 +40,9 @@ class Worker:
 
     ``async def`` processors are awaited; plain ``def`` processors run in a thread pool.
     ``async with Worker(...)`` runs it in the background and closes it gracefully on exit.
+    ``prefetch=N`` lets the worker hold up to N jobs beyond ``concurrency`` (leased, started
+    as processors free up): fewer round trips for short jobs, at the cost of those jobs
+    waiting here while another worker may be idle.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Worker:
         stalled_interval: float | timedelta = 30,
         max_stalled_count: int = 1,
         max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
+        prefetch: int = 0,
     ) -> None:
         if not callable(processor):
             raise InvalidArgumentError("processor must be callable")
@@ -65,6 +70,7 @@ class Worker:
         self.lock_duration = check.seconds(lock_duration, "lock_duration", positive=True)
         self.stalled_interval = check.seconds(stalled_interval, "stalled_interval", positive=True)
         self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
+        self.prefetch = check.integer(prefetch, "prefetch", minimum=0)
         self._processor = processor
         self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
             type(processor).__call__
@@ -73,8 +79,10 @@ class Worker:
         self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
         self._events = EventEmitter()
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
-        self.max_in_flight = 2 if self.concurrency > 1 else 1
-        self._active: dict[str, tuple[Job, asyncio.Task[None]]] = {}
+        self.max_in_flight = 2
+        self._active: dict[str, Job] = {}  # every job this worker holds a lease on
+        self._ready: deque[Job] = deque()  # prefetched, not started yet
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # running processors
         self._leases: dict[str, str] = {}
         self._finished: list[tuple[Any, ...]] = []
         self._outcomes: list[tuple[Job, str, Any]] = []
@@ -166,7 +174,7 @@ class Worker:
             await asyncio.wait_for(asyncio.shield(self._stopped.wait()), timeout)
         except asyncio.TimeoutError:
             self._forced = True
-            for _, task in list(self._active.values()):
+            for task in list(self._tasks.values()):
                 task.cancel()
             await self._stopped.wait()
         if self._run_task is not None:
@@ -175,6 +183,7 @@ class Worker:
     async def pause(self) -> None:
         """Stops this worker from starting new jobs; active ones finish."""
         self._paused = True
+        self._release_ready()
 
     async def resume(self) -> None:
         """Lets this worker start jobs again."""
@@ -199,10 +208,18 @@ class Worker:
         empty = False
         next_delay = -1
         pause = ERROR_PAUSE_MIN
+        capacity = self.concurrency + self.prefetch
         while not (self._closing and not self._active and not self._finished and not takes):
             fetching = not (self._closing or self._paused)
-            free = self.concurrency - len(self._active) - reserved + len(self._finished) if fetching else 0
-            if len(takes) < self.max_in_flight and (self._finished or (free > 0 and not empty)):
+            if not fetching:
+                self._release_ready()
+            free = capacity - len(self._active) - reserved + len(self._finished) if fetching else 0
+            # One call at a time while prefetched jobs keep the processors busy, so finished
+            # jobs pile up into bigger batches; a second call only when processors would idle.
+            starving = len(self._tasks) + len(self._ready) < self.concurrency
+            if (not takes or (len(takes) < self.max_in_flight and starving)) and (
+                self._finished or (free > 0 and not empty)
+            ):
                 finished, self._finished = self._finished, []
                 outcomes, self._outcomes = self._outcomes, []
                 # When the queue looked empty, still ask once the last active jobs end, so
@@ -283,7 +300,10 @@ class Worker:
             await self._report(job, status, kind, value, now_ms)
         jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
         for job in jobs:
-            self._start(job)
+            self._active[job.id] = job
+            self._leases[job.id] = job._token
+            self._ready.append(job)
+        self._fill()
         if jobs:
             self._drained = False
         return len(jobs), next_delay
@@ -305,12 +325,19 @@ class Worker:
             await self._events.emit("failed", job, value)
 
     # running one job --------------------------------------------------------------------
-    def _start(self, job: Job) -> None:
+    def _fill(self) -> None:
+        """Starts prefetched jobs while processors are free (and the worker may start jobs)."""
         assert self._loop is not None
-        task = self._loop.create_task(self._execute(job))
-        self._active[job.id] = (job, task)
-        self._leases[job.id] = job._token
-        job._on_progress = self._progress
+        while self._ready and len(self._tasks) < self.concurrency and not (self._closing or self._paused):
+            job = self._ready.popleft()
+            job._on_progress = self._progress
+            self._tasks[job.id] = self._loop.create_task(self._execute(job))
+
+    def _release_ready(self) -> None:
+        """Hands prefetched jobs back to the queue (no attempt used)."""
+        while self._ready:
+            job = self._ready.popleft()
+            self._done(job, "r", b"", b"", 0, job.attempts_made, None)
 
     async def _execute(self, job: Job) -> None:
         await self._events.emit("active", job)
@@ -351,6 +378,8 @@ class Worker:
         keep = job._keep_complete if kind == "c" else job._keep_fail
         entry = (job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority)
         self._finished.append(entry)
+        if self._tasks.pop(job.id, None) is not None:
+            self._fill()
         self._outcomes.append((job, kind, value))
         assert self._wake is not None
         self._wake.set()
