@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,42 +44,68 @@ class Outcome:
 
     @property
     def jobs_per_sec(self) -> float | None:
-        if self.status != "ok" or not self.report.get("seconds"):
+        """Jobs done per second; for an incomplete run, the rate of the part that was done."""
+        if self.status not in ("ok", "incomplete") or not self.report.get("seconds"):
             return None
-        return float(self.report["jobs"]) / float(self.report["seconds"])
+        done = self.report["jobs"] if self.status == "ok" else self.report.get("completed", 0)
+        return float(done) / float(self.report["seconds"])
 
 
-def _last_json(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                found: dict[str, Any] = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            return found
-    return None
+def _json_line(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        found: dict[str, Any] = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return found
+
+
+def _read_report(process: subprocess.Popen[str], cap: float) -> dict[str, Any] | None:
+    """The first JSON line on stdout, read without waiting for EOF (worker pools keep it open)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + cap
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            return None
+        report = _json_line(line)
+        if report is not None:
+            return report
+    raise TimeoutError
 
 
 def run_driver(system: str, args: list[str], cap: float) -> Outcome:
-    """Runs the driver in a session of its own, so a timeout kills its whole process group."""
-    process = subprocess.Popen(
-        [*command(system), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, cwd=HERE,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=cap)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        return Outcome("timeout", detail=f"no answer within {cap:g} s")
-    finally:
-        try:  # children a driver started (worker pools) go with it
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    report = _last_json(stdout)
+    """Runs the driver in a session of its own, so that its whole process group can be ended."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            [*command(system), *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
+            start_new_session=True, cwd=HERE,
+        )
+        try:
+            report = _read_report(process, cap)
+        except TimeoutError:
+            return Outcome("timeout", detail=f"no answer within {cap:g} s")
+        finally:
+            try:  # the driver and any worker processes it started
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+        stderr.seek(0)
+        tail = " | ".join(stderr.read().strip().splitlines()[-3:])
     if report is None:
-        tail = " | ".join(stderr.strip().splitlines()[-3:])
         return Outcome("failed", detail=f"exit code {process.returncode}: {tail}"[:400])
     if "unsupported" in report:
         return Outcome("unsupported", report, str(report["unsupported"]))

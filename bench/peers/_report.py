@@ -15,7 +15,13 @@ def _cell(entry: dict[str, Any] | None) -> str:
         return ""
     if entry["status"] == "ok":
         return f"{entry['jobs_per_sec']:,.0f}"
+    if entry["status"] == "incomplete" and entry.get("jobs_per_sec") is not None:
+        return f"{entry['jobs_per_sec']:,.0f} (incomplete: {entry['completed']:,} done)"
     return SHORT.get(entry["status"], entry["status"])
+
+
+def _ok_rate(entry: dict[str, Any] | None) -> float | None:
+    return entry["jobs_per_sec"] if entry and entry["status"] == "ok" else None
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -39,7 +45,7 @@ def ratio_table(results: Results, scenarios: list[str]) -> str:
             continue
         row = [system]
         for scenario in scenarios:
-            mine, theirs = ours.get(scenario, {}).get("jobs_per_sec"), per.get(scenario, {}).get("jobs_per_sec")
+            mine, theirs = _ok_rate(ours.get(scenario)), _ok_rate(per.get(scenario))
             row.append(f"{mine / theirs:.2f}x" if mine and theirs else "-")
         rows.append(row)
     return "glidemq / peer\n\n" + _table(["peer", *scenarios], rows)

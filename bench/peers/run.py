@@ -95,12 +95,13 @@ def run_all(args: argparse.Namespace, url: str) -> dict[str, Any]:
             print(f"{system:10} {scenario:15} load {load:4.2f} ...", end=" ", file=sys.stderr, flush=True)
             outcome = run_scenario(system, scenario, url, args.jobs, args.cap)
             rate = outcome.jobs_per_sec
-            print(f"{rate:,.0f} jobs/s" if rate else f"{outcome.status} {outcome.detail}", file=sys.stderr)
+            shown = f"{rate:,.0f} jobs/s" if rate else ""
+            print(shown if outcome.status == "ok" else f"{shown} {outcome.status} {outcome.detail}", file=sys.stderr)
             versions.setdefault(system, outcome.report.get("versions", {}))
             results[system][scenario] = {
                 "status": outcome.status, "jobs_per_sec": None if rate is None else round(rate, 1),
                 "seconds": outcome.report.get("seconds"), "completed": outcome.report.get("completed"),
-                "detail": outcome.detail,
+                "detail": outcome.detail, "load_average_1min": round(load, 2),
             }
     server.call("FLUSHALL")
     server.close()

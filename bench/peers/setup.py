@@ -24,7 +24,7 @@ PYTHON_PEERS: dict[str, list[str]] = {
     "taskiq": ["taskiq==0.13.0", "taskiq-redis==1.2.4"],
     "dramatiq": ["dramatiq[redis]==2.2.1"],
     "arq": ["arq==0.28.0"],
-    "saq": ["saq[redis]==0.26.4"],
+    "saq": ["saq[redis]==0.26.4", "typing-extensions"],  # saq imports it without requiring it
     "rq": ["rq==3.0.0"],
     "celery": ["celery[redis]==5.7.0"],
     "bullmq-py": ["bullmq==3.4.4"],

@@ -36,9 +36,12 @@ class Tally:
         self._lock = threading.Lock()
 
     def hit(self, *_: Any, **__: Any) -> None:
+        self.add(1)
+
+    def add(self, count: int) -> None:
         with self._lock:
-            self.completed += 1
-            if self.completed == self.expected:
+            self.completed += count
+            if self.completed >= self.expected and not self.done.is_set():
                 self.end = time.perf_counter()
                 self.done.set()
 
@@ -69,7 +72,7 @@ class Driver:
             await asyncio.to_thread(lambda: [self.add_one_sync(i) for i in range(jobs)])  # type: ignore[misc]
 
     def start_worker(self, concurrency: int, tally: Tally) -> Any:
-        """Starts a worker that calls ``tally.hit()`` once per completed job; returns at once."""
+        """Runs a worker that calls ``tally.hit()`` once per completed job: a coroutine to run, or blocks."""
         raise NotImplementedError
 
 
@@ -130,30 +133,42 @@ def missing(driver: Driver, scenario: str) -> str | None:
     return None
 
 
-async def run(driver: Driver, args: argparse.Namespace) -> None:
+async def produce_report(driver: Driver, args: argparse.Namespace) -> None:
     reason = missing(driver, args.scenario)
     if reason is not None:
         emit({"unsupported": reason})
         return
-    report: dict[str, Any] = {"jobs": args.jobs, "versions": versions(driver.packages)}
-    if args.scenario != "work":
-        await driver.connect()
-        report["seconds"] = await produce(driver, args.scenario, args.jobs)
-        report["completed"] = args.jobs
-        emit(report)
-        return
+    await driver.connect()
+    seconds = await produce(driver, args.scenario, args.jobs)
+    emit({"jobs": args.jobs, "versions": versions(driver.packages), "seconds": seconds, "completed": args.jobs})
+
+
+def work(driver: Driver, args: argparse.Namespace) -> None:
+    """Starts the worker on this thread; a watcher thread reports and ends the process."""
     tally = Tally(args.jobs)
+    errors: list[str] = []
+
+    def watch() -> None:
+        finished = tally.done.wait(args.timeout)
+        end = tally.end if finished else time.perf_counter()
+        report = {"jobs": args.jobs, "versions": versions(driver.packages), "seconds": end - start,
+                  "completed": tally.completed}
+        if errors:
+            report["error"] = errors[0]
+        emit(report)
+        os._exit(0)  # the server is flushed after each scenario: no graceful worker shutdown needed
+
     start = time.perf_counter()
-    handle = driver.start_worker(args.concurrency, tally)
-    if asyncio.iscoroutine(handle):
-        handle = asyncio.ensure_future(handle)
-    finished = await asyncio.to_thread(tally.done.wait, args.timeout)
-    end = tally.end if finished else time.perf_counter()
-    if isinstance(handle, asyncio.Future) and handle.done() and handle.exception() is not None:
-        report["error"] = repr(handle.exception())
-    report.update(seconds=end - start, completed=tally.completed)
-    emit(report)
-    os._exit(0)  # the queue is flushed after each scenario: no graceful worker shutdown needed
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        handle = driver.start_worker(args.concurrency, tally)
+        if asyncio.iscoroutine(handle):
+            asyncio.run(handle)
+    except Exception as exc:  # noqa: BLE001 - reported in the JSON line
+        errors.append(repr(exc))
+        tally.end = time.perf_counter()
+        tally.done.set()
+    threading.Event().wait()  # the watcher ends the process
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -170,6 +185,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(driver_class: type[Driver]) -> None:
     args = parse_args()
     driver = driver_class(args)
-    asyncio.run(run(driver, args))
+    if args.scenario == "work":
+        work(driver, args)
+    asyncio.run(produce_report(driver, args))
     sys.stdout.flush()
     os._exit(0)
