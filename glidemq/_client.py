@@ -2,7 +2,8 @@
 
 - connects lazily and reconnects by itself;
 - calls library functions with FCALL, loading the library (once, single-flight) when the
-  server lacks it, then retrying;
+  server lacks it, then retrying; on a cluster, on the node that serves the queue's slot;
+- routes plain commands about a queue's key to the node that serves the key's slot;
 - waits for an unreachable server up to the request timeout, then raises
   ConnectionFailedError; server refusals become ServerError. Causes are chained.
 """
@@ -10,13 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
 from glide import (
     AdvancedGlideClientConfiguration,
     AdvancedGlideClusterClientConfiguration,
-    AllPrimaries,
     BackoffStrategy,
     ClosingError,
     GlideClient,
@@ -29,6 +30,8 @@ from glide import (
     NodeAddress,
     RequestError,
     ServerCredentials,
+    SlotKeyRoute,
+    SlotType,
 )
 from glide import ConnectionError as GlideConnectionError
 from glide import TimeoutError as GlideTimeoutError
@@ -39,7 +42,13 @@ from .functions import function_name, library_source
 
 GlideAny = GlideClient | GlideClusterClient
 
-TRANSIENT_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
+TRANSIENT_REPLIES = (
+    "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY",
+    # how valkey-glide names the cluster errors it did not resolve by itself
+    "MasterDown", "TryAgain", "ClusterDown", "NotAllSlotsCovered",
+)
+# a redirection glide gave up following (the topology was changing): the next try finds the owner
+REDIRECTED = re.compile(r"\b(?:MOVED|ASK|Moved|Ask)\b")
 MISSING_FUNCTION = "Function not found"
 RETRY_PAUSE = 0.05
 
@@ -52,7 +61,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return isinstance(exc, RequestError) and (
-        any(reply in text for reply in TRANSIENT_REPLIES) or "connect" in text.lower()
+        any(reply in text for reply in TRANSIENT_REPLIES)
+        or REDIRECTED.search(text) is not None
+        or "connect" in text.lower()
     )
 
 
@@ -65,7 +76,7 @@ class Client:
         self._glide: GlideAny | None = None
         self._connect_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
-        self._library_generation = 0
+        self._library_generation: dict[str, int] = {}  # per key base: how often it was loaded
         self._closed = False
 
     def __repr__(self) -> str:
@@ -77,23 +88,29 @@ class Client:
         reloaded = False
         deadline = time.monotonic() + self.connection.request_timeout
         while True:
-            generation = self._library_generation
+            generation = self._library_generation.get(base, 0)
             try:
                 glide = await self._client(deadline)
                 return await glide.fcall(fname, keys=[base], arguments=args)
             except GlideError as exc:
                 if MISSING_FUNCTION in str(exc) and not reloaded:
                     reloaded = True
-                    await self._load_library(generation, deadline)
+                    await self._load_library(base, generation, deadline)
                     continue
                 await self._pause_or_raise(exc, deadline)
 
-    async def command(self, args: list[str | bytes]) -> Any:
-        """Runs one plain command (INFO, TIME, ...) with the same retry rules."""
+    async def command(self, args: list[str | bytes], *, key: str | None = None) -> Any:
+        """Runs one plain command (LRANGE, TIME, ...) with the same retry rules.
+
+        On a cluster it goes to the primary that serves ``key``'s slot (a command without
+        ``key`` goes wherever the client routes it, possibly a random node).
+        """
         deadline = time.monotonic() + self.connection.request_timeout
         while True:
             try:
                 glide = await self._client(deadline)
+                if isinstance(glide, GlideClusterClient) and key is not None:
+                    return await glide.custom_command(args, route=SlotKeyRoute(SlotType.PRIMARY, key))
                 return await glide.custom_command(args)
             except GlideError as exc:
                 await self._pause_or_raise(exc, deadline)
@@ -168,18 +185,22 @@ class Client:
             )
         )
 
-    async def _load_library(self, seen_generation: int, deadline: float) -> None:
+    async def _load_library(self, base: str, seen_generation: int, deadline: float) -> None:
+        """Loads the library where ``base`` lives: the server, or on a cluster the primary
+        serving its slot (a node restarted empty or a new primary lacks it, the others keep
+        theirs; a node that is down must not hold up the queues of the other nodes)."""
         async with self._load_lock:
-            if self._library_generation != seen_generation:
+            if self._library_generation.get(base, 0) != seen_generation:
                 return  # another call reloaded it meanwhile
             while True:
                 try:
                     glide = await self._client(deadline)
                     if isinstance(glide, GlideClusterClient):
-                        await glide.function_load(library_source(), replace=True, route=AllPrimaries())
+                        route = SlotKeyRoute(SlotType.PRIMARY, base)
+                        await glide.function_load(library_source(), replace=True, route=route)
                     else:
                         await glide.function_load(library_source(), replace=True)
                     break
                 except GlideError as exc:
                     await self._pause_or_raise(exc, deadline)
-            self._library_generation += 1
+            self._library_generation[base] = seen_generation + 1

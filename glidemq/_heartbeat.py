@@ -17,6 +17,7 @@ from .connection import Connection
 
 log = logging.getLogger("glidemq")
 TICK = 0.05
+RENEW_RETRY = 0.5  # after a failed renewal (server restart, cluster failover): try again soon
 STALL_BATCH = 1000
 
 
@@ -64,8 +65,9 @@ class Heartbeat(threading.Thread):
                 now = time.monotonic()
                 try:
                     if now >= next_renew:
-                        next_renew = now + self._renew_every
+                        next_renew = now + min(self._renew_every, RENEW_RETRY)
                         await self._renew(client)
+                        next_renew = now + self._renew_every
                     if now >= next_stall:
                         next_stall = now + self._stall_every
                         await self._recover(client)

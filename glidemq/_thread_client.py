@@ -5,7 +5,9 @@ runs on the event loop that created the first client. While a processor blocks t
 no glide call of any thread completes, so leases could not be renewed. The heartbeat thread
 therefore talks to the server over a socket of its own with this client: FCALL with the
 same rules as ``Client.fcall`` (library reloaded when missing, cluster redirections
-followed, causes chained).
+followed, causes chained). On a cluster it talks to the node that serves the queue's slot,
+found by following MOVED from the seed node; when that node stops answering (failover) it
+asks the other nodes it knows, which redirect it to the new owner.
 """
 
 from __future__ import annotations
@@ -39,17 +41,22 @@ class ThreadClient:
         self.connection = connection
         self._name = name
         self._address = (connection.host, connection.port)
+        self._known = [self._address]  # cluster nodes seen so far: the seed, then redirect targets
         self._sock: socket.socket | None = None
         self._reader: hiredis.Reader | None = None
 
     async def fcall(self, name: str, base: str, args: list[Any]) -> Any:
         """Calls one library function on the queue whose key base is ``base``."""
         command = ["FCALL", function_name(name), "1", base, *args]
-        reloaded = False
+        loaded_on: set[tuple[str, int]] = set()
+        tried: set[tuple[str, int]] = set()
         redirects = 0
-        before: list[list[Any]] = []
+        load = asking = False
         while True:
             reused = self._sock is not None
+            before: list[list[Any]] = [["FUNCTION", "LOAD", "REPLACE", library_source()]] if load else []
+            if asking:
+                before.append(["ASKING"])  # right before the command: it holds for one command
             try:
                 return self._call(command, before)
             except ReplyError as exc:
@@ -59,17 +66,25 @@ class ThreadClient:
                     host, _, port = text.split()[2].rpartition(":")
                     self._disconnect()
                     self._address = (host or self.connection.host, int(port))
-                    before = [["ASKING"]] if text.startswith("ASK ") else []
+                    if self._address not in self._known:
+                        self._known.append(self._address)
+                    load, asking = False, text.startswith("ASK ")
                     continue
-                if MISSING_FUNCTION in text and not reloaded:
-                    reloaded = True
-                    before = [["FUNCTION", "LOAD", "REPLACE", library_source()]]
+                if MISSING_FUNCTION in text and self._address not in loaded_on:
+                    loaded_on.add(self._address)
+                    load = True
                     continue
                 raise ServerError(text) from exc
             except (OSError, EOFError) as exc:
                 self._disconnect()
                 if reused:
                     continue  # the kept connection had died (server restart): one fresh try
+                tried.add(self._address)
+                untried = [address for address in self._known if address not in tried]
+                if self.connection.cluster and untried:
+                    self._address = untried[0]  # a live node redirects to the slot's owner now
+                    load = asking = False
+                    continue
                 raise ConnectionFailedError(f"server {self.connection.url} unreachable: {exc}") from exc
 
     async def close(self) -> None:

@@ -50,7 +50,7 @@ def split_entry(stream_id: str, pairs: list[list[bytes]]) -> list[RawEvent]:
 
 async def last_stream_id(client: Client, key: str) -> str:
     """The id of the newest entry of a stream ("0-0" when it is empty)."""
-    reply = await client.command(["XREVRANGE", key, "+", "-", "COUNT", "1"])
+    reply = await client.command(["XREVRANGE", key, "+", "-", "COUNT", "1"], key=key)
     if not reply:
         return "0-0"
     return str(next(iter(reply)).decode())

@@ -144,7 +144,8 @@ class Job:
 
     async def get_logs(self) -> list[str]:
         """The job's log lines, oldest first."""
-        lines = await self._ctx.client.command(["LRANGE", self._ctx.key(f"l:{self.id}"), "0", "-1"])
+        key = self._ctx.key(f"l:{self.id}")
+        lines = await self._ctx.client.command(["LRANGE", key, "0", "-1"], key=key)
         return [line.decode() for line in lines or []]
 
     async def remove(self) -> bool:

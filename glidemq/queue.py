@@ -223,5 +223,6 @@ class Queue:
                 return
 
     async def _server_ms(self) -> int:
-        seconds, micros = await self._ctx.client.command(["TIME"])
+        # the clock of the node that holds the queue: the one its functions compare with
+        seconds, micros = await self._ctx.client.command(["TIME"], key=self._ctx.base)
         return int(seconds) * 1000 + int(micros) // 1000

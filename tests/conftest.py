@@ -9,7 +9,7 @@ import pytest
 from glide import GlideClient, GlideClientConfiguration, NodeAddress
 
 import glidemq
-from glidemq.testing import EmbeddedValkey
+from glidemq.testing import EmbeddedValkey, EmbeddedValkeyCluster
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,13 @@ def server() -> Iterator[EmbeddedValkey]:
     """A real valkey-server shared by the session's tests."""
     with EmbeddedValkey() as valkey:
         yield valkey
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[EmbeddedValkeyCluster]:
+    """A real Valkey Cluster (3 primaries, 3 replicas) shared by the session's tests."""
+    with EmbeddedValkeyCluster() as valkey_cluster:
+        yield valkey_cluster
 
 
 @pytest.fixture
