@@ -198,8 +198,8 @@ class Worker:
 
     # the loop ---------------------------------------------------------------------------
     async def _loop_forever(self) -> None:
-        """Keeps up to MAX_IN_FLIGHT ``take`` calls going, each finishing the jobs done so far
-        and fetching jobs for the free slots; waits on the marker when the queue is empty."""
+        """Keeps up to ``max_in_flight`` ``take`` calls going, each finishing the jobs done so
+        far and fetching jobs for the free slots; waits on the marker when the queue is empty."""
         assert self._wake is not None
         takes: dict[asyncio.Task[tuple[int, int]], tuple[int, list[Any], list[Any]]] = {}
         block: asyncio.Task[GlideMQError | None] | None = None
