@@ -15,6 +15,7 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -57,6 +58,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def git_revision() -> str | None:
+    """``git describe --always --dirty`` of the checkout glidemq runs from (editable installs)."""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True,
+                              text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
 def run_scenario(system: str, scenario: str, url: str, jobs: int, cap: float) -> Outcome:
     queue = f"peers-{scenario}-{uuid.uuid4().hex[:8]}"
     common = ["--url", url, "--queue", queue, "--jobs", str(jobs), "--timeout", str(max(cap - 10, 5))]
@@ -78,6 +89,7 @@ def run_all(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "jobs": args.jobs, "cap_seconds": args.cap, "python": platform.python_version(),
         "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "git_revision": git_revision(),
     }
     results: dict[str, dict[str, dict[str, Any]]] = {}
     versions: dict[str, dict[str, str]] = {}

@@ -13,7 +13,7 @@ from streaq import Worker
 
 
 class StreaqDriver(Driver):
-    packages = ("streaq", "redis")
+    packages = ("streaq", "coredis")
 
     def __init__(self, args: Any) -> None:
         super().__init__(args)
