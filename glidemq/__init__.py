@@ -2,6 +2,7 @@
 
 from ._codec import USE_EXTENSIONS
 from .connection import Connection
+from .durability import Achieved, Durability, DurabilityError
 from .errors import (
     ConnectionFailedError,
     GlideMQError,
@@ -12,6 +13,7 @@ from .errors import (
     UnrecoverableError,
 )
 from .events import QueueEvent, QueueEvents
+from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff
 from .queue import Queue
@@ -21,13 +23,18 @@ __version__ = "0.1.0"
 
 __all__ = [
     "USE_EXTENSIONS",
+    "Achieved",
     "Backoff",
     "Connection",
     "ConnectionFailedError",
+    "Durability",
+    "DurabilityError",
     "GlideMQError",
+    "Health",
     "InvalidArgumentError",
     "Job",
     "JobFailedError",
+    "NodeHealth",
     "Queue",
     "QueueEvent",
     "QueueEvents",
@@ -36,4 +43,5 @@ __all__ = [
     "UnrecoverableError",
     "Worker",
     "__version__",
+    "health",
 ]

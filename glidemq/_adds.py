@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from ._client import Client
 from ._codec import encode_add_batch
 from ._context import QueueContext
 
@@ -28,9 +29,15 @@ def chunks(encoded: list[tuple[Any, ...]]) -> Iterable[tuple[int, int]]:
         start = end
 
 
-async def write(ctx: QueueContext, encoded: list[tuple[Any, ...]]) -> list[Written]:
-    """One ``add`` call for jobs encoded by ``options.encode_job`` (at most one chunk)."""
-    reply = await ctx.call("add", [encode_add_batch(encoded)])
+async def write(ctx: QueueContext, encoded: list[tuple[Any, ...]], client: Client | None = None) -> list[Written]:
+    """One ``add`` call for jobs encoded by ``options.encode_job`` (at most one chunk).
+
+    ``client`` sends it on another client than the queue's own (durable adds use their own).
+    """
+    if client is None:
+        reply = await ctx.call("add", [encode_add_batch(encoded)])
+    else:
+        reply = await client.fcall("add", ctx.base, [encode_add_batch(encoded)])
     now = reply[0]
     return [(reply[1 + 2 * i].decode(), reply[2 + 2 * i], now) for i in range(len(encoded))]
 

@@ -4,6 +4,8 @@
 glidemq worker MODULE:ATTR [--url URL] [--concurrency N] [--burst] [--queue NAME] [--prefix P]
 glidemq stats QUEUE [--url URL] [--prefix P]
 glidemq demo [--url URL] [--jobs N] [--concurrency N]
+glidemq doctor [--url URL]
+glidemq load-library [--url URL]
 ```
 The server is ``--url``, else the ``GLIDEMQ_URL`` environment variable, else
 ``valkey://127.0.0.1:6379`` (``demo`` starts an embedded Valkey instead of using the default).
@@ -19,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from ._cli_admin import run_doctor_command, run_load_library_command
 from ._cli_common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, connection_url, positive_int
 from ._cli_worker import run_worker_command
 from ._demo import run_demo_command
@@ -76,6 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-jobs", type=int, default=200, metavar="N",
         help="jobs of the paced pickup-latency run (default: 200; 0 skips it)",
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the server: version, role, persistence, eviction policy, library",
+        description="Print every node's health (on a cluster: every primary and replica). Exit 0 when healthy, "
+        "1 when a node has a warning (e.g. a maxmemory-policy other than noeviction) or cannot be reached.",
+    )
+    doctor.add_argument("--url", help=url_help)
+    load = commands.add_parser(
+        "load-library",
+        help="load the server-side function library (admin)",
+        description="FUNCTION LOAD REPLACE glidemq's library (on a cluster: on every primary), for deployments "
+        "whose runtime user may not load it. See docs/security.md.",
+    )
+    load.add_argument("--url", help=url_help)
     return parser
 
 
@@ -100,7 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"glidemq {args.command}"
-    handlers = {"worker": run_worker_command, "stats": run_stats_command, "demo": run_demo_command}
+    handlers = {
+        "worker": run_worker_command, "stats": run_stats_command, "demo": run_demo_command,
+        "doctor": run_doctor_command, "load-library": run_load_library_command,
+    }
     try:
         return handlers[args.command](args)
     except (UsageError, InvalidArgumentError) as exc:

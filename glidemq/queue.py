@@ -9,8 +9,10 @@ from typing import Any
 
 from . import _validate as check
 from ._adds import AddBatcher, Written, chunks, write
+from ._client import Client
 from ._context import QueueContext
 from .connection import Connection
+from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
 from .options import Backoff, encode_job
@@ -35,6 +37,7 @@ class Queue:
     ) -> None:
         self._ctx = QueueContext(name, connection=connection, prefix=prefix, max_payload_size=max_payload_size)
         self._batcher = AddBatcher(self._ctx)
+        self._durable: dict[float, Client] = {}  # by request timeout: durable adds' own clients
         self.name = self._ctx.name
         self.prefix = self._ctx.prefix
 
@@ -51,6 +54,9 @@ class Queue:
 
     async def close(self) -> None:
         """Releases the queue's connections."""
+        durable, self._durable = self._durable, {}
+        for client in durable.values():
+            await client.close()
         await self._ctx.close()
 
     async def add(
@@ -67,21 +73,37 @@ class Queue:
         lifo: bool = False,
         remove_on_complete: bool | int = False,
         remove_on_fail: bool | int = False,
+        durability: Durability | None = None,
     ) -> Job:
-        """Adds one job. With ``job_id``, adding an existing id returns that job and writes nothing."""
+        """Adds one job. With ``job_id``, adding an existing id returns that job and writes nothing.
+
+        ``durability``: wait until the write reached that many replicas and/or the append-only
+        file; ``DurabilityError`` (with ``.achieved`` and ``.jobs``) when it did not in time.
+        """
+        check_durability(durability)
         options = {
             "job_id": job_id, "delay": delay, "priority": priority, "attempts": attempts, "backoff": backoff,
             "timeout": timeout, "lifo": lifo, "remove_on_complete": remove_on_complete,
             "remove_on_fail": remove_on_fail,
         }
         encoded = encode_job(name, data, options, self._ctx.max_payload_size)
+        if durability is not None:
+            (job,) = await self._add_durable([encoded], [data], durability)
+            return job
         (job,) = await self._jobs([encoded], [data], [await self._batcher.add(encoded)])
         return job
 
     async def add_bulk(
-        self, jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]]
+        self,
+        jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]],
+        *,
+        durability: Durability | None = None,
     ) -> list[Job]:
-        """Adds many jobs in few server calls; every job is checked before anything is written."""
+        """Adds many jobs in few server calls; every job is checked before anything is written.
+
+        ``durability`` (for the whole call, not per job): as for ``add``, waited for once at the end.
+        """
+        check_durability(durability)
         encoded, datas = [], []
         for item in jobs:
             if not isinstance(item, tuple) or len(item) not in (2, 3):
@@ -91,11 +113,26 @@ class Queue:
                 raise InvalidArgumentError("job options must be a mapping")
             encoded.append(encode_job(item[0], item[1], options, self._ctx.max_payload_size))
             datas.append(item[1])
+        if durability is not None:
+            return await self._add_durable(encoded, datas, durability)
         out: list[Job] = []
         for start, end in chunks(encoded):
             written = await write(self._ctx, encoded[start:end])
             out += await self._jobs(encoded[start:end], datas[start:end], written)
         return out
+
+    async def _add_durable(self, encoded: list[tuple[Any, ...]], datas: list[Any], durability: Durability) -> list[Job]:
+        # a client of its own: the write and its WAIT share one connection, and WAIT blocking
+        # that connection does not hold up the queue's other calls
+        client = durable_client(self._ctx.client, durability)
+        client = self._durable.setdefault(client.connection.request_timeout, client)
+        written: list[Written] = []
+        for start, end in chunks(encoded):
+            written += await write(self._ctx, encoded[start:end], client)
+        achieved = await wait_for(client, self._ctx.base, durability)
+        jobs = await self._jobs(encoded, datas, written)
+        verdict(durability, achieved, jobs)
+        return jobs
 
     async def _jobs(self, encoded: list[tuple[Any, ...]], datas: list[Any], written: list[Written]) -> list[Job]:
         jobs: list[Job] = []
