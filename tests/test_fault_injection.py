@@ -380,3 +380,38 @@ async def test_soak_random_failures_and_kills(qname: str, pool_factory: Any) -> 
     assert sum(log.count("completed").values()) == counts["completed"]
     assert len(failed) == counts["failed"]
     assert bad_failures == []
+
+
+# (6) fencing across an empty restart -------------------------------------------------------------
+
+
+async def test_worker_from_before_an_empty_restart_cannot_finish_the_new_job_with_its_id(qname: str) -> None:
+    """A worker still running a job when the server restarted empty must not complete the
+    job that later gets the same id on the new server (tokens must not repeat)."""
+    with EmbeddedValkey() as valkey:
+        release = asyncio.Event()
+        old_started, new_started = asyncio.Event(), asyncio.Event()
+
+        async def old_processor(job: glidemq.Job) -> str:
+            old_started.set()
+            await release.wait()
+            return "old run"
+
+        async def new_processor(job: glidemq.Job) -> str:
+            new_started.set()
+            await asyncio.sleep(1.0)
+            return "new run"
+
+        options: dict[str, Any] = {"connection": valkey.url, "lock_duration": 30, "stalled_interval": 30}
+        async with glidemq.Queue(qname, connection=valkey.url) as queue:
+            await queue.add("x", 1, job_id="same")
+            async with glidemq.Worker(qname, old_processor, **options):
+                await asyncio.wait_for(old_started.wait(), 10)
+                valkey.restart()
+                job = await queue.add("x", 2, job_id="same")
+                async with glidemq.Worker(qname, new_processor, **options):
+                    await asyncio.wait_for(new_started.wait(), 10)
+                    release.set()  # the old run reports now, with the token it got before the restart
+                    result = await job.wait_until_finished(timeout=10)
+    print(f"\nFAULT stale worker across an empty restart: the new job 'same' finished with {result!r}")
+    assert result == "new run", "a worker from before the restart completed the new job that reused the id"

@@ -213,7 +213,9 @@ local function activate(base, want, lock_ms, now, now_s)
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
   if #ids == 0 then return out end
-  local token = tostring(seq(base))
+  -- Sequence and server time: a token never repeats, even after a restart that lost the
+  -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
+  local token = seq(base) .. '-' .. now
   local deadline = tostring(now + lock_ms)
   local scores = {}
   for i, id in ipairs(ids) do
