@@ -17,7 +17,7 @@ def _cell(entry: dict[str, Any] | None) -> str:
         return f"{entry['jobs_per_sec']:,.0f}"
     if entry["status"] == "incomplete" and entry.get("jobs_per_sec") is not None:
         return f"{entry['jobs_per_sec']:,.0f} (incomplete: {entry['completed']:,} done)"
-    return SHORT.get(entry["status"], entry["status"])
+    return SHORT.get(entry["status"], str(entry["status"]))
 
 
 def _ok_rate(entry: dict[str, Any] | None) -> float | None:

@@ -53,7 +53,6 @@ class Driver:
     add_one: Callable[[int], Awaitable[Any]] | None = None  # async single add
     add_one_sync: Callable[[int], Any] | None = None  # blocking single add (sync clients)
     add_bulk: Callable[[int], Awaitable[Any]] | None = None
-    unsupported: dict[str, str] = {}  # noqa: RUF012 - read-only per subclass
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.url: str = args.url.replace("valkey://", "redis://", 1)
@@ -124,8 +123,6 @@ async def produce(driver: Driver, scenario: str, jobs: int) -> float:
 
 
 def missing(driver: Driver, scenario: str) -> str | None:
-    if scenario in driver.unsupported:
-        return driver.unsupported[scenario]
     if scenario == "add_bulk" and driver.add_bulk is None:
         return "no bulk add API"
     if scenario == "add_concurrent" and driver.add_one is None:
