@@ -1,5 +1,6 @@
 """More fault injection with real processes: a SIGKILLed server with and without AOF, a network
-cut through a proxy, worker processes killed at random (and a long soak run of that).
+cut through a proxy, worker processes killed at random (and a long soak run of that), and a
+worker from before an empty restart that must not finish a new job reusing its job's id.
 
 Every test prints a ``FAULT`` line with its figures (jobs lost, duplicate terminal states,
 seconds to recover); run with ``-s`` to see them. The soak test runs only with ``-m soak``.
@@ -356,7 +357,7 @@ async def test_workers_killed_at_random_every_job_completes_once(
 @pytest.mark.soak
 @pytest.mark.timeout(900)
 async def test_soak_random_failures_and_kills(qname: str, pool_factory: Any) -> None:
-    total, attempts = int(os.environ.get("GLIDEMQ_SOAK_JOBS", "20000")), 3
+    total, attempts = int(os.environ.get("GLIDEMQ_SOAK_JOBS", "50000")), 3
     with EmbeddedValkey() as valkey:
         pool = pool_factory(valkey.url, qname, concurrency=16, lock_duration=1.0, stalled_interval=0.5,
                             max_stalled_count=20, sleep=0.005, fail_rate=0.2)
