@@ -56,6 +56,20 @@ async def last_stream_id(client: Client, key: str) -> str:
     return str(next(iter(reply)).decode())
 
 
+async def recent_outcome(client: Client, key: str, job_id: str, entries: int = 2000) -> tuple[str, bytes] | None:
+    """The job's completed/failed event among the newest ``entries`` stream entries, if any.
+
+    For jobs that finished and were removed (remove_on_complete/fail) before anyone watched.
+    """
+    reply = await client.command(["XREVRANGE", key, "+", "-", "COUNT", str(entries)], key=key)
+    for stream_id, pairs in (reply or {}).items():
+        for event in split_entry(stream_id.decode(), pairs):
+            if event.job_id == job_id and event.event in ("completed", "failed"):
+                field = "return_value" if event.event == "completed" else "failed_reason"
+                return event.event, event.fields.get(field, b"")
+    return None
+
+
 async def read_events(client: Client, key: str, start: str) -> AsyncIterator[RawEvent]:
     """Yields events after ``start`` ("$" = only new ones), blocking on the given client.
 

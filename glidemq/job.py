@@ -10,6 +10,7 @@ from typing import Any
 from . import _validate as check
 from ._codec import hash_to_dict, pack, unpack
 from ._context import QueueContext
+from ._waiter import recent_outcome
 from .errors import GlideMQError, InvalidArgumentError, JobFailedError
 
 RECHECK_INTERVAL = 1.0
@@ -205,8 +206,8 @@ class Job:
 
     async def _finished_outcome(self) -> tuple[str, bytes] | None:
         (flat,) = await self._ctx.call("jobs", [self.id])
-        if not flat:
-            return None
+        if not flat:  # gone: maybe it finished and was removed before we watched
+            return await recent_outcome(self._ctx.client, self._ctx.key("events"), self.id)
         h = hash_to_dict(flat)
         state = h.get("s", b"").decode()
         if state == "completed":
