@@ -18,6 +18,7 @@ from typing import Any
 
 import hiredis
 
+from ._resp import encode, read_reply
 from .connection import Connection
 from .errors import ConnectionFailedError, GlideMQError, ServerError
 from .functions import function_name, library_source
@@ -97,7 +98,7 @@ class ThreadClient:
         if self._sock is None:
             self._connect()
         assert self._sock is not None
-        self._sock.sendall(b"".join(_encode(c) for c in [*before, command]))
+        self._sock.sendall(b"".join(encode(c) for c in [*before, command]))
         replies = [self._read() for _ in range(len(before) + 1)]
         for reply in replies:
             if isinstance(reply, ReplyError):
@@ -120,7 +121,7 @@ class ThreadClient:
                 setup.append(["SELECT", str(conn.db)])
             setup.append(["CLIENT", "SETNAME", self._name])
             for command in setup:
-                sock.sendall(_encode(command))
+                sock.sendall(encode(command))
                 reply = self._read()
                 if isinstance(reply, ReplyError) and command[0] != "CLIENT":
                     raise GlideMQError(f"{command[0]} refused by {conn.url}: {reply}")
@@ -138,17 +139,6 @@ class ThreadClient:
                 pass
 
     def _read(self) -> Any:
-        """One reply, parsed by hiredis; error replies come back as ReplyError values."""
+        """One reply; error replies come back as ReplyError values."""
         assert self._sock is not None and self._reader is not None
-        while True:
-            reply = self._reader.gets()
-            if reply is not False:
-                return reply
-            data = self._sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed by the server")
-            self._reader.feed(data)
-
-
-def _encode(command: list[Any]) -> bytes:
-    return bytes(hiredis.pack_command(tuple(command)))
+        return read_reply(self._sock, self._reader)

@@ -19,6 +19,7 @@ import hiredis
 from glide import GlideError
 
 from ._client import Client
+from ._resp import encode, read_reply
 from .connection import Connection, resolve
 from .errors import ConnectionFailedError, ServerError
 from .functions import LIBRARY_NAME
@@ -89,19 +90,15 @@ def _node_commands(conn: Connection, host: str, port: int, commands: list[list[A
             setup.append(["AUTH", conn.username, conn.password] if conn.username else ["AUTH", conn.password])
         replies: list[Any] = []
         for command in [*setup, *commands]:
-            sock.sendall(bytes(hiredis.pack_command(tuple(command))))
-            while (reply := reader.gets()) is False:
-                data = sock.recv(65536)
-                if not data:
-                    raise ConnectionFailedError(f"{host}:{port} closed the connection")
-                reader.feed(data)
+            sock.sendall(encode(command))
+            reply = read_reply(sock, reader)
             if isinstance(reply, hiredis.ReplyError):
                 if command[0] == "AUTH":
                     raise ServerError(f"authentication refused by {host}:{port}")
                 reply = None
             replies.append(reply)
         return replies[len(setup):]
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise ConnectionFailedError(f"{host}:{port} unreachable: {exc}") from exc
     finally:
         sock.close()

@@ -26,6 +26,7 @@ from typing import Any
 
 import hiredis
 
+from ._resp import encode, read_reply
 from .errors import GlideMQError
 
 START_TIMEOUT = 10.0
@@ -71,12 +72,11 @@ def server_command(host: str, port: int, *args: str | int | bytes, timeout: floa
     reader = hiredis.Reader()
     command: list[Any] = [str(a) if isinstance(a, int) else a for a in args]
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(bytes(hiredis.pack_command(tuple(command))))
-        while (reply := reader.gets()) is False:
-            data = sock.recv(65536)
-            if not data:
-                raise GlideMQError(f"{host}:{port} closed the connection")
-            reader.feed(data)
+        sock.sendall(encode(command))
+        try:
+            reply = read_reply(sock, reader)
+        except EOFError as exc:
+            raise GlideMQError(f"{host}:{port} closed the connection") from exc
     if isinstance(reply, hiredis.ReplyError):
         raise GlideMQError(f"{args[0]!s} refused by {host}:{port}: {reply}")
     return reply
