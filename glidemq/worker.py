@@ -85,7 +85,7 @@ class Worker:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # running processors
         self._leases: dict[str, str] = {}
         self._finished: list[tuple[Any, ...]] = []
-        self._outcomes: list[tuple[Job, str, Any]] = []
+        self._outcomes: list[tuple[Job, Any, list[str]]] = []  # (job, result or error, stack)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._run_task: asyncio.Task[None] | None = None
@@ -290,14 +290,14 @@ class Worker:
             pass
 
     async def _take(
-        self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, str, Any]], free: int
+        self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished)]
         now_ms, next_delay, statuses, records = await self._ctx.client.fcall("take", self._ctx.base, args)
-        for (job, kind, value), status in zip(outcomes, statuses, strict=True):
+        for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
-            await self._report(job, status, kind, value, now_ms)
+            await self._report(job, status, value, stack, now_ms)
         jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
         for job in jobs:
             self._active[job.id] = job
@@ -308,7 +308,7 @@ class Worker:
             self._drained = False
         return len(jobs), next_delay
 
-    async def _report(self, job: Job, status: int, kind: str, value: Any, now_ms: int) -> None:
+    async def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int) -> None:
         if status == STATUS_STALE:
             log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name)
             return
@@ -319,7 +319,7 @@ class Worker:
             await self._events.emit("completed", job, value)
         elif status in (STATUS_FAILED, STATUS_RETRYING):
             job.failed_reason = _reason(value)
-            job.stacktrace = _stack(value)
+            job.stacktrace = stack
             if status == STATUS_FAILED:
                 job.finished_on = now_ms / 1000.0
             await self._events.emit("failed", job, value)
@@ -337,7 +337,7 @@ class Worker:
         """Hands prefetched jobs back to the queue (no attempt used)."""
         while self._ready:
             job = self._ready.popleft()
-            self._done(job, "r", b"", b"", 0, job.attempts_made, None)
+            self._done(job, "r", b"", [], 0, job.attempts_made, None)
 
     async def _execute(self, job: Job) -> None:
         await self._events.emit("active", job)
@@ -351,17 +351,16 @@ class Worker:
                 result = await self._invoke(job)
             payload = check.payload(pack(result), self._ctx.max_payload_size, "return value")
         except asyncio.CancelledError:
-            self._done(job, "r", b"", b"", 0, job.attempts_made, None)
+            self._done(job, "r", b"", [], 0, job.attempts_made, None)
             if not self._forced:
                 raise
         except Exception as exc:  # noqa: BLE001 - any processor failure fails the job
             attempts_made = job.attempts_made + 1
             final = attempts_made >= job.attempts or isinstance(exc, (UnrecoverableError, SerializationError))
             retry = -1 if final else retry_delay_ms(job.backoff, attempts_made)
-            stack = pack(traceback.format_exception(exc))
-            self._done(job, "f", _reason(exc).encode(), stack, retry, attempts_made, exc)
+            self._done(job, "f", _reason(exc).encode(), traceback.format_exception(exc), retry, attempts_made, exc)
         else:
-            self._done(job, "c", payload, b"", 0, job.attempts_made + 1, result)
+            self._done(job, "c", payload, [], 0, job.attempts_made + 1, result)
 
     async def _invoke(self, job: Job) -> Any:
         if self._is_async:
@@ -373,14 +372,15 @@ class Worker:
         return result
 
     def _done(
-        self, job: Job, kind: str, payload: bytes, extra: bytes, retry: int, attempts_made: int, value: Any
+        self, job: Job, kind: str, payload: bytes, stack: list[str], retry: int, attempts_made: int, value: Any
     ) -> None:
         keep = job._keep_complete if kind == "c" else job._keep_fail
+        extra = pack(stack) if stack else b""
         entry = (job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority)
         self._finished.append(entry)
         if self._tasks.pop(job.id, None) is not None:
             self._fill()
-        self._outcomes.append((job, kind, value))
+        self._outcomes.append((job, value, stack))
         assert self._wake is not None
         self._wake.set()
 
@@ -422,8 +422,3 @@ def _reason(exc: Any) -> str:
         return ""
     return str(exc) or type(exc).__name__
 
-
-def _stack(exc: Any) -> list[str]:
-    if not isinstance(exc, BaseException):
-        return []
-    return traceback.format_exception(exc)
