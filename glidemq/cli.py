@@ -6,6 +6,7 @@ glidemq stats QUEUE [--url URL] [--prefix P]
 glidemq demo [--url URL] [--jobs N] [--concurrency N]
 glidemq doctor [--url URL]
 glidemq load-library [--url URL]
+glidemq dashboard [--port 8080] [--host H] [--url URL] [--prefix P] [--queue NAME ...] [--read-only]
 ```
 The server is ``--url``, else the ``GLIDEMQ_URL`` environment variable, else
 ``valkey://127.0.0.1:6379`` (``demo`` starts an embedded Valkey instead of using the default).
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from . import __version__
 from ._cli_admin import run_doctor_command, run_load_library_command
 from ._cli_common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, connection_url, positive_int
+from ._cli_dashboard import add_dashboard_parser, run_dashboard_command
 from ._cli_worker import run_worker_command
 from ._demo import run_demo_command
 from .errors import GlideMQError, InvalidArgumentError
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "whose runtime user may not load it. See docs/security.md.",
     )
     load.add_argument("--url", help=url_help)
+    add_dashboard_parser(commands, url_help)
     return parser
 
 
@@ -120,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "worker": run_worker_command, "stats": run_stats_command, "demo": run_demo_command,
         "doctor": run_doctor_command, "load-library": run_load_library_command,
+        "dashboard": run_dashboard_command,
     }
     try:
         return handlers[args.command](args)
