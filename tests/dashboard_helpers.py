@@ -89,7 +89,7 @@ async def fill(queue: glidemq.Queue, url: str, *, completed: int = 3, failed: in
                waiting: int = 4) -> None:
     """Puts jobs into the queue in every state but active."""
     await queue.add_bulk([("ok", i) for i in range(completed)] + [("boom", "bad") for _ in range(failed)])
-    async with glidemq.Worker(queue.name, process, connection=url, concurrency=5):
+    async with glidemq.Worker(queue.name, process, connection=url, prefix=queue.prefix, concurrency=5):
         await wait_counts(queue, completed=completed, failed=failed)
     await queue.add_bulk([("later", i, {"delay": 3600}) for i in range(delayed)])
     await queue.add_bulk([("next", i) for i in range(waiting)])

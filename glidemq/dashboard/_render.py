@@ -25,11 +25,12 @@ def link(request: Request, path: str, **params: Any) -> str:
     return f"{root}{path}" + (f"?{query}" if query else "")
 
 
-def when(seconds: float | None) -> str:
-    """An epoch time in seconds as UTC text with milliseconds ("" when unset)."""
+def when(seconds: float | None, short: bool = False) -> str:
+    """An epoch time in seconds as UTC text with milliseconds, or to the second when ``short``."""
     if not seconds:
         return ""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if short else moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def _unjsonable(value: Any) -> str:
