@@ -1,5 +1,8 @@
 """glidemq: a fast, reliable job queue for Python on Valkey."""
 
+import importlib
+from typing import Any
+
 from ._codec import USE_EXTENSIONS
 from .connection import Connection
 from .durability import Achieved, Durability, DurabilityError
@@ -45,3 +48,9 @@ __all__ = [
     "__version__",
     "health",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "dashboard":  # needs the optional "dashboard" extra: imported on first use
+        return importlib.import_module(".dashboard", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

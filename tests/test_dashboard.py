@@ -19,8 +19,9 @@ from starlette.routing import Mount
 
 import glidemq
 from glidemq.dashboard import create_app
-from glidemq.dashboard._data import PAGE_SIZE
+from glidemq.dashboard._data import PAGE_SIZE, throughput
 from glidemq.queue import STATES
+from glidemq.testing import EmbeddedValkeyCluster
 
 from .dashboard_helpers import Page, fill, wait_counts
 
@@ -63,6 +64,15 @@ async def test_pages_show_the_counts_of_get_job_counts_without_javascript(
     assert feed["paused"] is False
     assert feed["completed_per_s"] > 0 and feed["failed_per_s"] > 0  # jobs finished within the last 10 s
     assert f"/queue?name={qname}" in " ".join(home.links)
+
+
+async def test_throughput_counts_the_jobs_finished_in_the_window(url: str, queue: glidemq.Queue) -> None:
+    assert await throughput(queue) == (0.0, 0.0)
+    await fill(queue, url, completed=6, failed=3, delayed=0, waiting=0)
+    completed, failed = await throughput(queue, window_ms=600_000)
+    assert (completed * 600, failed * 600) == (pytest.approx(6), pytest.approx(3))
+    completed, failed = await throughput(queue, window_ms=600_000, max_entries=1)  # over the entries' span
+    assert completed + failed > 0
 
 
 async def test_every_queue_under_the_prefix_unless_a_list_restricts(url: str, qname: str) -> None:
@@ -293,6 +303,24 @@ async def test_mounted_under_a_path(url: str, qname: str, queue: glidemq.Queue) 
         reply = await post(client, form)
         assert reply.status_code == 303 and reply.headers["location"].startswith("/admin/jobs/?done=pause")
     assert await queue.is_paused()
+
+
+async def test_on_a_cluster(cluster: EmbeddedValkeyCluster, qname: str) -> None:
+    names = [f"{qname}-{i}" for i in range(4)]  # on different primaries
+    for i, name in enumerate(names):
+        async with glidemq.Queue(name, connection=cluster.url) as q:
+            await q.add_bulk([("n", j) for j in range(i + 1)])
+    async with browse(connection=cluster.url) as client:
+        home = await page(client, "/")
+        assert {name: home.counts(name)["waiting"] for name in names} == {name: i + 1 for i, name in enumerate(names)}
+        shown = await page(client, "/queue", name=names[3])
+        assert len([link for link in shown.links if link.startswith("/job?")]) == 4
+
+
+def test_import_glidemq_reaches_the_dashboard() -> None:
+    code = "import glidemq, sys; assert 'glidemq.dashboard' not in sys.modules; print(glidemq.dashboard.create_app)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "create_app" in shown.stdout, shown.stderr
 
 
 def test_bad_arguments_raise_invalid_argument_error() -> None:

@@ -6,6 +6,7 @@ named by ``GLIDEMQ_CHROMIUM``. ``GLIDEMQ_SCREENSHOTS=docs/img`` keeps the screen
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -146,7 +147,7 @@ async def test_counts_refresh_live_and_pages_work_without_javascript(
     async with glidemq.Queue("signups", connection=url, prefix=prefix) as queue:
         await queue.add_bulk([("send", i) for i in range(3)])
         page = await browser.new_page()
-        await page.goto(dashboard + "/")
+        await page.goto(dashboard + "/queue?name=signups")
         await expect(live(page, "signups", "waiting")).to_have_text("3")
         await queue.add_bulk([("send", i) for i in range(4)])
         await expect(live(page, "signups", "waiting")).to_have_text("7", timeout=LIVE_TIMEOUT_MS)
@@ -157,6 +158,11 @@ async def test_counts_refresh_live_and_pages_work_without_javascript(
         context = await browser.new_context(java_script_enabled=False)
         static = await context.new_page()
         await static.goto(dashboard + "/")
+        for _ in range(40):  # the queues page finds new queues within DISCOVERY_TTL
+            if await live(static, "signups", "completed").count():
+                break
+            await asyncio.sleep(0.5)
+            await static.reload()
         await expect(live(static, "signups", "completed")).to_have_text("7")
         await static.goto(dashboard + "/queue?name=signups")
         await static.get_by_role("button", name="Pause queue").click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ SEARCH_CHUNK = 500
 SEARCH_LIMIT = 5000           # jobs of one state looked at by a name search
 THROUGHPUT_WINDOW_MS = 10_000
 THROUGHPUT_MAX_ENTRIES = 1000  # events-stream entries read per queue and refresh
+DISCOVERY_TTL = 10.0           # seconds a SCAN of the keyspace for queue names is reused
 
 
 @dataclass(frozen=True)
@@ -44,27 +46,27 @@ class JobPage:
     scanned_all: bool = True  # False when a search looked at the first SEARCH_LIMIT jobs only
 
 
-async def throughput(queue: Queue) -> tuple[float, float]:
-    """Jobs completed and failed per second over the last 10 s, from the queue's events stream.
+async def throughput(
+    queue: Queue, window_ms: int = THROUGHPUT_WINDOW_MS, max_entries: int = THROUGHPUT_MAX_ENTRIES
+) -> tuple[float, float]:
+    """Jobs completed and failed per second over the last ``window_ms``, from the queue's events stream.
 
-    When the window holds more stream entries than are read, the rate is taken over the
-    span the read entries cover.
+    When the window holds more stream entries than ``max_entries``, the rate is taken over the
+    span the entries read cover.
     """
     ctx = queue._ctx
     seconds, micros = await ctx.client.command(["TIME"], key=ctx.base)
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     key = ctx.key("events")
-    since = now_ms - THROUGHPUT_WINDOW_MS
-    reply = await ctx.client.command(
-        ["XREVRANGE", key, "+", str(since), "COUNT", str(THROUGHPUT_MAX_ENTRIES)], key=key
-    )
+    since = now_ms - window_ms
+    reply = await ctx.client.command(["XREVRANGE", key, "+", str(since), "COUNT", str(max_entries)], key=key)
     totals = {"completed": 0, "failed": 0}
     oldest = since
     for stream_id, pairs in (reply or {}).items():
         oldest = int(stream_id.split(b"-")[0])
         if pairs and pairs[0][0] == b"e" and (event := pairs[0][1].decode()) in totals:
             totals[event] += sum(1 for field, _ in pairs[1:] if field == b"id")
-    span_ms = THROUGHPUT_WINDOW_MS if len(reply or ()) < THROUGHPUT_MAX_ENTRIES else max(now_ms - oldest, 1)
+    span_ms = window_ms if len(reply or ()) < max_entries else max(now_ms - oldest, 1)
     return totals["completed"] * 1000 / span_ms, totals["failed"] * 1000 / span_ms
 
 
@@ -86,7 +88,8 @@ class Backend:
     """The queues one dashboard shows, with a Queue object per name kept between requests.
 
     Clients belong to the event loop that made them: when requests arrive on another loop
-    (a test client that starts one per request), fresh ones are made.
+    (a test client that starts one per request), fresh ones are made. Discovered queue names
+    are reused for DISCOVERY_TTL seconds: a SCAN walks every key of the server.
     """
 
     def __init__(self, connection: Connection | str | None, prefix: str, queues: Sequence[str] | None) -> None:
@@ -98,11 +101,13 @@ class Backend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: dict[str, Queue] = {}
         self._client: Client | None = None
+        self._scan_lock = asyncio.Lock()
+        self._found: tuple[float, list[str]] | None = None  # (monotonic time, names) of the last SCAN
 
     def _same_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._queues, self._client = loop, {}, None
+            self._loop, self._queues, self._client, self._scan_lock = loop, {}, None, asyncio.Lock()
 
     def shown(self, name: str) -> bool:
         """True when ``name`` is a queue this dashboard may show."""
@@ -124,9 +129,12 @@ class Backend:
         if self.fixed is not None:
             return list(self.fixed)
         self._same_loop()
-        if self._client is None:
-            self._client = Client(self.connection, name="glidemq-dashboard")
-        return await queue_names_with(self._client, self.prefix)
+        async with self._scan_lock:
+            if self._found is None or time.monotonic() - self._found[0] > DISCOVERY_TTL:
+                if self._client is None:
+                    self._client = Client(self.connection, name="glidemq-dashboard")
+                self._found = (time.monotonic(), await queue_names_with(self._client, self.prefix))
+            return list(self._found[1])
 
     async def summary(self, name: str) -> QueueSummary:
         """Counts, paused flag and throughput of one queue."""
