@@ -21,7 +21,7 @@ import glidemq
 from glidemq.dashboard import create_app
 from glidemq.dashboard._data import PAGE_SIZE, throughput
 from glidemq.queue import STATES
-from glidemq.testing import EmbeddedValkeyCluster
+from glidemq.testing import EmbeddedValkeyCluster, free_port
 
 from .dashboard_helpers import Page, fill, wait_counts
 
@@ -315,6 +315,14 @@ async def test_on_a_cluster(cluster: EmbeddedValkeyCluster, qname: str) -> None:
         assert {name: home.counts(name)["waiting"] for name in names} == {name: i + 1 for i, name in enumerate(names)}
         shown = await page(client, "/queue", name=names[3])
         assert len([link for link in shown.links if link.startswith("/job?")]) == 4
+
+
+async def test_unreachable_server_answers_503_without_the_password() -> None:
+    down = glidemq.Connection(f"valkey://ops:hunter2@127.0.0.1:{free_port()}", request_timeout=0.3)
+    async with browse(connection=down) as client:
+        for path, params in [("/", {}), ("/queue", {"name": "emails"}), ("/api/summary", {})]:
+            reply = await client.get(path, params=params)
+            assert reply.status_code == 503 and "unreachable" in reply.text and "hunter2" not in reply.text
 
 
 def test_import_glidemq_reaches_the_dashboard() -> None:
