@@ -112,6 +112,14 @@ async def test_pages_show_the_queues_counts_and_take_screenshots(
         await page.locator("table.jobs tbody tr a").first.click()
         await expect(page.locator("h1")).to_contain_text("failed")
         await expect(page.locator("pre.trace").first).to_contain_text("ValueError")
+
+        emails = queues["emails"]
+        welcome = await emails.add("send-welcome", {"to": "ada@example.com", "template": "welcome", "locale": "en"})
+        async with glidemq.Worker("emails", process, connection=url, prefix=prefix):
+            await welcome.wait_until_finished(timeout=20)
+        await page.goto(f"{dashboard}/job?queue=emails&id={welcome.id}")
+        await expect(page.locator("pre.logs")).to_have_text(f"handled {welcome.id}")
+        await expect(page.locator("pre.value").nth(1)).to_contain_text('"echo"')
         await page.screenshot(path=str(shots / "dashboard-job.png"), full_page=True)
     finally:
         for queue in queues.values():
