@@ -20,7 +20,7 @@ PAGE_SIZE = 25
 SEARCH_CHUNK = 500
 SEARCH_LIMIT = 5000           # jobs of one state looked at by a name search
 THROUGHPUT_WINDOW_MS = 10_000
-THROUGHPUT_MAX_ENTRIES = 1000  # events-stream entries read per queue and refresh
+THROUGHPUT_MAX_ENTRIES = 200   # events-stream entries read per queue and refresh (bounds the cost)
 DISCOVERY_TTL = 10.0           # seconds a SCAN of the keyspace for queue names is reused
 
 
