@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
 from http import HTTPStatus
 from pathlib import Path
@@ -117,7 +117,9 @@ async def action(request: Request) -> Response:
     return await run_action(request, _backend(request), request.app.state.read_only)
 
 
-def _error_page(status_code: int) -> Any:
+def _error_page(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A handler that answers with the error page: an HTTPException's own status, else ``status_code``."""
+
     async def handler(request: Request, exc: Exception) -> Response:
         text = exc.detail if isinstance(exc, HTTPException) else str(exc)
         code = exc.status_code if isinstance(exc, HTTPException) else status_code
