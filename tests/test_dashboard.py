@@ -21,7 +21,7 @@ import glidemq
 from glidemq.dashboard import create_app
 from glidemq.dashboard._data import PAGE_SIZE, throughput
 from glidemq.queue import STATES
-from glidemq.testing import EmbeddedValkeyCluster, free_port
+from glidemq.testing import EmbeddedValkey, EmbeddedValkeyCluster, free_port
 
 from .dashboard_helpers import Page, fill, wait_counts
 
@@ -303,6 +303,21 @@ async def test_mounted_under_a_path(url: str, qname: str, queue: glidemq.Queue) 
         reply = await post(client, form)
         assert reply.status_code == 303 and reply.headers["location"].startswith("/admin/jobs/?done=pause")
     assert await queue.is_paused()
+
+
+async def test_one_connection_for_every_queue_shown() -> None:
+    with EmbeddedValkey() as own:
+        for i in range(6):
+            async with glidemq.Queue(f"q{i}", connection=own.url) as q:
+                await q.add("n", i)
+        async with browse(connection=own.url) as client:
+            home = await page(client, "/")
+            assert {q for q, _ in home.live} == {f"q{i}" for i in range(6)}
+            await page(client, "/queue", name="q3")
+            async with glidemq.Queue("q0", connection=own.url) as q:
+                listing = await q._ctx.client.command(["CLIENT", "LIST"])
+        names = re.findall(r"name=(\S+)", listing.decode())
+        assert names.count("glidemq-dashboard") == 1, names
 
 
 async def test_on_a_cluster(cluster: EmbeddedValkeyCluster, qname: str) -> None:

@@ -87,9 +87,10 @@ def job_state(text: str | None) -> str:
 class Backend:
     """The queues one dashboard shows, with a Queue object per name kept between requests.
 
-    Clients belong to the event loop that made them: when requests arrive on another loop
-    (a test client that starts one per request), fresh ones are made. Discovered queue names
-    are reused for DISCOVERY_TTL seconds: a SCAN walks every key of the server.
+    Every Queue object rides on one client (one multiplexed connection) however many queues
+    are shown. Clients belong to the event loop that made them: when requests arrive on
+    another loop (a test client that starts one per request), a fresh one is made. Discovered
+    queue names are reused for DISCOVERY_TTL seconds: a SCAN walks every key of the server.
     """
 
     def __init__(self, connection: Connection | str | None, prefix: str, queues: Sequence[str] | None) -> None:
@@ -100,14 +101,15 @@ class Backend:
         self.fixed = None if queues is None else list(dict.fromkeys(check.queue_name(q) for q in queues))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: dict[str, Queue] = {}
-        self._client: Client | None = None
+        self._client = Client(self.connection, name="glidemq-dashboard")
         self._scan_lock = asyncio.Lock()
         self._found: tuple[float, list[str]] | None = None  # (monotonic time, names) of the last SCAN
 
     def _same_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._queues, self._client, self._scan_lock = loop, {}, None, asyncio.Lock()
+            self._loop, self._queues, self._scan_lock = loop, {}, asyncio.Lock()
+            self._client = Client(self.connection, name="glidemq-dashboard")
 
     def shown(self, name: str) -> bool:
         """True when ``name`` is a queue this dashboard may show."""
@@ -121,7 +123,9 @@ class Backend:
         """The Queue object of a queue this dashboard shows."""
         self._same_loop()
         if name not in self._queues:
-            self._queues[name] = Queue(name, connection=self.connection, prefix=self.prefix)
+            queue = Queue(name, connection=self.connection, prefix=self.prefix)
+            queue._ctx.client = self._client  # its own client was never connected: nothing to close
+            self._queues[name] = queue
         return self._queues[name]
 
     async def names(self) -> list[str]:
@@ -131,8 +135,6 @@ class Backend:
         self._same_loop()
         async with self._scan_lock:
             if self._found is None or time.monotonic() - self._found[0] > DISCOVERY_TTL:
-                if self._client is None:
-                    self._client = Client(self.connection, name="glidemq-dashboard")
                 self._found = (time.monotonic(), await queue_names_with(self._client, self.prefix))
             return list(self._found[1])
 
@@ -176,10 +178,7 @@ class Backend:
         return await self.queue(name).get_job(job_id)
 
     async def close(self) -> None:
-        """Closes every connection the dashboard opened."""
-        queues, client = list(self._queues.values()), self._client
-        self._queues, self._client = {}, None
-        for queue in queues:
-            await queue.close()
-        if client is not None:
-            await client.close()
+        """Closes the dashboard's connection (a later request opens a new one)."""
+        client = self._client
+        self._queues, self._client = {}, Client(self.connection, name="glidemq-dashboard")
+        await client.close()
