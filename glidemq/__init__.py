@@ -8,6 +8,7 @@ from .errors import (
     GlideMQError,
     InvalidArgumentError,
     JobFailedError,
+    RateLimitError,
     SerializationError,
     ServerError,
     UnrecoverableError,
@@ -15,7 +16,7 @@ from .errors import (
 from .events import QueueEvent, QueueEvents
 from .health import Health, NodeHealth, health
 from .job import Job
-from .options import Backoff
+from .options import Backoff, Dedup, RateLimit
 from .queue import Queue
 from .worker import Worker
 
@@ -28,6 +29,7 @@ __all__ = [
     "Connection",
     "ConnectionFailedError",
     "Durability",
+    "Dedup",
     "DurabilityError",
     "GlideMQError",
     "Health",
@@ -38,6 +40,8 @@ __all__ = [
     "Queue",
     "QueueEvent",
     "QueueEvents",
+    "RateLimit",
+    "RateLimitError",
     "SerializationError",
     "ServerError",
     "UnrecoverableError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -15,7 +16,7 @@ from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
-from .options import Backoff, encode_job
+from .options import Backoff, Dedup, RateLimit, encode_job
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
@@ -73,9 +74,12 @@ class Queue:
         lifo: bool = False,
         remove_on_complete: bool | int = False,
         remove_on_fail: bool | int = False,
+        deduplication: Dedup | None = None,
         durability: Durability | None = None,
     ) -> Job:
         """Adds one job. With ``job_id``, adding an existing id returns that job and writes nothing.
+
+        ``deduplication``: see ``glidemq.Dedup``; a skipped add returns the existing job.
 
         ``durability``: wait until the write reached that many replicas and/or the append-only
         file; ``DurabilityError`` (with ``.achieved`` and ``.jobs``) when it did not in time.
@@ -84,7 +88,7 @@ class Queue:
         options = {
             "job_id": job_id, "delay": delay, "priority": priority, "attempts": attempts, "backoff": backoff,
             "timeout": timeout, "lifo": lifo, "remove_on_complete": remove_on_complete,
-            "remove_on_fail": remove_on_fail,
+            "remove_on_fail": remove_on_fail, "deduplication": deduplication,
         }
         encoded = encode_job(name, data, options, self._ctx.max_payload_size)
         if durability is not None:
@@ -92,6 +96,18 @@ class Queue:
             return job
         (job,) = await self._jobs([encoded], [data], [await self._batcher.add(encoded)])
         return job
+
+    async def add_and_wait(self, name: str, data: Any = None, *, timeout: float | timedelta, **job_options: Any) -> Any:
+        """Adds a job and waits for its outcome: returns its return value.
+
+        Raises JobFailedError if it failed, TimeoutError if it did not finish within
+        ``timeout`` seconds (counted from the call; the job stays queued). Waits share the
+        queue's one event listener: no connection per call.
+        """
+        seconds = check.seconds(timeout, "timeout", positive=True)
+        deadline = time.monotonic() + seconds
+        job = await self.add(name, data, **job_options)
+        return await job.wait_until_finished(timeout=max(0.0, deadline - time.monotonic()))
 
     async def add_bulk(
         self,
@@ -258,6 +274,23 @@ class Queue:
                 raise GlideMQError(f"queue {self.name!r} has active jobs; use force=True to obliterate it")
             if left == 0:
                 return
+
+    async def set_rate_limit(self, max: int, duration: float | timedelta) -> None:
+        """Lets at most ``max`` jobs start per ``duration`` seconds across all workers of the
+        queue; it takes precedence over the workers' own ``limiter``."""
+        limit = RateLimit(max, duration)
+        await self._ctx.call("set_limits", ["rate", str(limit.max), str(limit.duration_ms)])
+
+    async def remove_rate_limit(self) -> None:
+        """Removes the queue's rate limit (workers' own limiters apply again)."""
+        await self._ctx.call("set_limits", ["rate"])
+
+    async def set_global_concurrency(self, n: int | None) -> None:
+        """At most ``n`` jobs of this queue active at once across all workers; None removes it."""
+        if n is None:
+            await self._ctx.call("set_limits", ["concurrency"])
+            return
+        await self._ctx.call("set_limits", ["concurrency", str(check.integer(n, "global concurrency", minimum=1))])
 
     async def _server_ms(self) -> int:
         # the clock of the node that holds the queue: the one its functions compare with
