@@ -16,7 +16,7 @@ from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
-from .options import Backoff, Dedup, RateLimit, encode_job
+from .options import JOB_OPTIONS, Backoff, Dedup, RateLimit, encode_job
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
@@ -105,6 +105,9 @@ class Queue:
         queue's one event listener: no connection per call.
         """
         seconds = check.seconds(timeout, "timeout", positive=True)
+        unknown = set(job_options) - JOB_OPTIONS - {"durability"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown job option(s): {', '.join(sorted(unknown))}")
         deadline = time.monotonic() + seconds
         job = await self.add(name, data, **job_options)
         return await job.wait_until_finished(timeout=max(0.0, deadline - time.monotonic()))
