@@ -149,7 +149,8 @@ async def test_job_of_a_sigkilled_worker_that_stalled_too_often_is_dead_lettered
     async with rescuer, glidemq.Queue(qname + "-dlq", connection=url) as dlq:
         await wait_until(lambda: dlq.count(), timeout=15)
         (dead,) = await dlq.get_jobs("waiting")
-    print(f"\nFAULT dead letter: stalled job in the dead-letter queue {time.monotonic() - killed_at:.2f}s after SIGKILL")
+    seconds = time.monotonic() - killed_at
+    print(f"\nFAULT dead letter: stalled job in the dead-letter queue {seconds:.2f}s after SIGKILL")
     assert dead.data["id"] == job.id and dead.data["data"] == {"sleep": 60}
     assert dead.data["reason"] == "job stalled more than allowable limit"
     assert await job.get_state() == "failed"
