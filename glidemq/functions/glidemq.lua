@@ -108,7 +108,12 @@ local function flush_finished(base)
   finished_sets = {}
 end
 
+-- False during a take on a queue that never saw a deduplicated add: finishing a job then
+-- skips looking for its deduplication key.
+local dedup_used = true
+
 local function release_dedup(base, id)
+  if not dedup_used then return end
   local did = redis.call('HGET', base .. 'j:' .. id, 'di')
   if not did then return end
   local dkey = base .. 'dd:' .. did
@@ -306,7 +311,8 @@ local function take(keys, args)
   end
   local now = now_ms()
   local now_s = tostring(now)
-  local meta = redis.call('HMGET', base .. 'meta', 'paused', 'rlm', 'rld', 'gc')
+  local meta = redis.call('HMGET', base .. 'meta', 'paused', 'rlm', 'rld', 'gc', 'dd')
+  dedup_used = meta[5] == '1'
   local results = {}
   if args[3] ~= '' then
     for i, f in ipairs(cmsgpack.unpack(args[3])) do
@@ -387,6 +393,7 @@ local function add_one(base, j, now, now_s)
     end
   end
   if ext.di then
+    redis.call('HSET', base .. 'meta', 'dd', '1')
     fields[#fields + 1] = 'di'
     fields[#fields + 1] = ext.di
     if ext.dt then
@@ -750,6 +757,7 @@ local function reg(name, fn, flags)
     begin_events(keys[1])
     finished_sets = {}
     dead_letters = false
+    dedup_used = true
     local result = fn(keys, args)
     flush_finished(keys[1])
     flush_events()
