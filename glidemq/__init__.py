@@ -17,6 +17,7 @@ from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff
 from .queue import Queue
+from .schedulers import SchedulerInfo
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __all__ = [
     "JobFailedError",
     "NodeHealth",
     "Queue",
+    "SchedulerInfo",
     "QueueEvent",
     "QueueEvents",
     "SerializationError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -16,6 +16,7 @@ from .durability import Durability, check_durability, durable_client, verdict, w
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
 from .options import Backoff, encode_job
+from .schedulers import SchedulerInfo, list_schedulers, remove_scheduler, scheduler_args, upsert_scheduler
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
@@ -258,6 +259,40 @@ class Queue:
                 raise GlideMQError(f"queue {self.name!r} has active jobs; use force=True to obliterate it")
             if left == 0:
                 return
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+        name: str,
+        data: Any = None,
+        **job_options: Any,
+    ) -> None:
+        """Creates or replaces the scheduler ``scheduler_id``: a job ``name`` with ``data`` (and the
+        options of ``add``) every ``every`` seconds from ``start``, or on a 5-field ``cron`` in ``tz``.
+
+        ``limit`` caps the number of jobs, ``end`` the last slot; naive datetimes are UTC. The
+        replaced scheduler's pending job is dropped. See docs/schedulers.md.
+        """
+        args = scheduler_args(
+            scheduler_id, every=every, cron=cron, tz=tz, start=start, end=end, limit=limit, name=name, data=data,
+            job_options=job_options, max_payload=self._ctx.max_payload_size,
+        )
+        await upsert_scheduler(self._ctx, args)
+
+    async def get_job_schedulers(self) -> list[SchedulerInfo]:
+        """The queue's job schedulers, oldest first."""
+        return await list_schedulers(self._ctx)
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Deletes a job scheduler and its pending job; False if there was no such scheduler."""
+        return await remove_scheduler(self._ctx, scheduler_id)
 
     async def _server_ms(self) -> int:
         # the clock of the node that holds the queue: the one its functions compare with
