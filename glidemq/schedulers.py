@@ -18,7 +18,8 @@ import msgpack
 from . import _validate as check
 from ._codec import encode_add_batch, unpack
 from ._context import QueueContext
-from ._cron import LEASE_MS, check_cron, settle, zone
+from ._cron import check_cron, zone
+from ._scheduler_keeper import LEASE_MS, settle
 from .errors import InvalidArgumentError
 from .options import encode_job
 

@@ -380,3 +380,25 @@ async def test_schedulers_on_a_cluster(cluster: EmbeddedValkeyCluster, qname: st
         assert await q.remove_job_scheduler("tick") and await q.remove_job_scheduler("cron")
         assert await q.get_job_schedulers() == []
         await q.obliterate(force=True)
+
+
+async def test_deleting_the_pending_job_skips_one_run(queue: glidemq.Queue, url: str, qname: str) -> None:
+    start = datetime.now(UTC) + timedelta(seconds=60)
+    start_ms = round(start.timestamp() * 1000)
+    await queue.upsert_job_scheduler("removed", every=60, start=start, name="x")
+    await queue.upsert_job_scheduler("drained", cron="0 12 * * *", name="y")
+    (cron_job,) = [j for j in await pending(queue) if j.id.startswith("repeat:drained:")]
+    assert await queue.remove(f"repeat:removed:{start_ms}")
+    assert await queue.drain(delayed=True) == 1
+
+    async def idle(job: glidemq.Job) -> None:
+        pass
+
+    async with glidemq.Worker(qname, idle, connection=url):  # its periodic check repairs both
+        await wait_until(lambda: len_is(pending(queue), 2))
+    slots = {i.rpartition(":")[0]: slot_of(i) for i in await pending_ids(queue)}
+    assert slots == {"repeat:removed": start_ms + 60_000, "repeat:drained": slot_of(cron_job.id) + 86_400_000}
+
+
+async def len_is(items: Any, n: int) -> bool:
+    return len(await items) == n

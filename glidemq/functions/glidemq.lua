@@ -758,6 +758,25 @@ local function sched_next(keys, args)
   return 1
 end
 
+-- sched_repair(cursor, count): looks at `count` schedulers from rank `cursor`; one whose pending
+-- iteration was deleted by hand (remove, drain, clean) goes on with its next slot, as if that
+-- iteration had started now. Returns the next cursor (0 when the walk is complete).
+local function sched_repair(keys, args)
+  local base = keys[1]
+  local cursor, count = tonumber(args[1]), tonumber(args[2])
+  local ids = redis.call('ZRANGE', base .. 'schedulers', cursor, cursor + count - 1)
+  local now = now_ms()
+  for _, sid in ipairs(ids) do
+    local nx = redis.call('HGET', sched_key(base, sid), 'nx')
+    if nx and nx ~= '' then
+      local id = 'repeat:' .. sid .. ':' .. nx
+      if redis.call('EXISTS', base .. 'j:' .. id) == 0 then sched_activated(base, id, now) end
+    end
+  end
+  if #ids < count then return 0 end
+  return cursor + count
+end
+
 -- sched_remove(id): deletes a scheduler and its pending iteration; 1 removed, 0 unknown.
 local function sched_remove(keys, args)
   local base = keys[1]
@@ -864,4 +883,5 @@ reg('sched_upsert', sched_upsert)
 reg('sched_next', sched_next)
 reg('sched_claim', sched_claim)
 reg('sched_remove', sched_remove)
+reg('sched_repair', sched_repair)
 reg('sched_list', sched_list, ro)
