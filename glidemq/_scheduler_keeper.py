@@ -30,11 +30,10 @@ async def settle(
     await ctx.call("sched_next", [sid, generation, "" if slot is None else slot])
 
 
-async def repair(ctx: QueueContext) -> None:
-    """Walks every scheduler once; those whose pending job is gone go on with their next slot."""
-    cursor = await ctx.call("sched_repair", [0, BATCH])
-    while cursor:
-        cursor = await ctx.call("sched_repair", [cursor, BATCH])
+async def repair(ctx: QueueContext, cursor: int = 0) -> int:
+    """Looks at up to BATCH schedulers from rank ``cursor``; those whose pending job is gone go
+    on with their next slot. Returns the cursor of the next batch (0: start again)."""
+    return int(await ctx.call("sched_repair", [cursor, BATCH]))
 
 
 async def settle_claimed(ctx: QueueContext) -> int:
@@ -50,8 +49,9 @@ class SchedulerKeeper:
     """A worker's part in running job schedulers.
 
     After a ``take`` that started an iteration job it settles the cron schedulers waiting for
-    their next slot; every RECHECK seconds it also repairs and settles whatever a dead client
-    left behind. The work runs in a task of its own, never in the ``take`` loop.
+    their next slot; every RECHECK seconds it also settles whatever a dead client left behind
+    and repairs the next BATCH schedulers (a walk over all of them spreads over several
+    checks). The work runs in a task of its own, never in the ``take`` loop.
     """
 
     def __init__(self, ctx: QueueContext, on_error: Callable[[BaseException], None]) -> None:
@@ -60,6 +60,7 @@ class SchedulerKeeper:
         self._task: asyncio.Task[None] | None = None
         self._again = self._repair = False
         self._next_check = 0.0
+        self._cursor = 0
 
     def seen(self, job_ids: Sequence[str]) -> None:
         """Called with the ids of the jobs a ``take`` activated."""
@@ -81,7 +82,7 @@ class SchedulerKeeper:
             try:
                 if self._repair:
                     self._repair = False
-                    await repair(self._ctx)
+                    self._cursor = await repair(self._ctx, self._cursor)
                 while await settle_claimed(self._ctx) == BATCH:
                     pass
             except Exception as exc:  # noqa: BLE001 - reported; the next check tries again
