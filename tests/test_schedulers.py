@@ -63,6 +63,7 @@ async def test_every_fires_at_start_and_repeatedly(queue: glidemq.Queue, url: st
     assert first.attempts == 2
     assert await first.get_state() == "waiting"  # start defaults to now: due at once
     info = await info_of(queue, "tick")
+    assert isinstance(info, glidemq.SchedulerInfo)
     assert info.every == 0.2 and info.cron is None and info.count == 1
     assert info.next_run == slot_of(first.id) / 1000
     assert abs(info.next_run - before) < 5
