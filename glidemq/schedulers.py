@@ -8,6 +8,7 @@ while no worker ran give one catch-up job.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -89,8 +90,8 @@ def scheduler_args(
         check_cron(cron, tz)
     start_ms = None if start is None else _epoch_ms(start, "start")
     end_ms = None if end is None else _epoch_ms(end, "end")
-    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
-        raise InvalidArgumentError("end must be after start")
+    if end_ms is not None and end_ms <= (round(time.time() * 1000) if start_ms is None else start_ms):
+        raise InvalidArgumentError("end must be after start (default: now)")
     if limit is not None:
         check.integer(limit, "limit", minimum=1)
     for option, why in NOT_FOR_SCHEDULERS.items():
