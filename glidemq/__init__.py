@@ -18,6 +18,7 @@ from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff, Dedup, RateLimit
 from .queue import Queue
+from .schedulers import SchedulerInfo
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "QueueEvents",
     "RateLimit",
     "RateLimitError",
+    "SchedulerInfo",
     "SerializationError",
     "ServerError",
     "UnrecoverableError",

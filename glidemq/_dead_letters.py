@@ -33,7 +33,8 @@ def envelope(origin: str, entry: bytes) -> tuple[str, str, dict[str, Any]]:
         "attempts_made": int(attempts_made),
         "failed_on": int(failed_ms) / 1000.0,
     }
-    return f"{origin}.{job_id}.{failed_ms}", name, body
+    # internal ids (a scheduler's "repeat:<id>:<slot>") may hold ':', which custom ids may not
+    return f"{origin}.{job_id.replace(':', '.')}.{failed_ms}", name, body
 
 
 async def deliver(ctx: QueueContext, target: Queue) -> int:

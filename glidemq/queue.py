@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +17,7 @@ from .durability import Durability, check_durability, durable_client, verdict, w
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
 from .options import JOB_OPTIONS, Backoff, Dedup, RateLimit, encode_job
+from .schedulers import SchedulerInfo, list_schedulers, remove_scheduler, scheduler_args, upsert_scheduler
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
@@ -294,6 +295,39 @@ class Queue:
             await self._ctx.call("set_limits", ["concurrency"])
             return
         await self._ctx.call("set_limits", ["concurrency", str(check.integer(n, "global concurrency", minimum=1))])
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+        name: str,
+        data: Any = None,
+        **job_options: Any,
+    ) -> None:
+        """Creates or replaces the scheduler ``scheduler_id``: a job ``name`` with ``data`` (and the
+        options of ``add``) every ``every`` seconds from ``start``, or on a 5-field ``cron`` in ``tz``.
+
+        ``limit`` caps the number of jobs, ``end`` the last slot; naive datetimes are UTC. The
+        replaced scheduler's pending job is dropped. See docs/schedulers.md.
+        """
+        args = scheduler_args(
+            scheduler_id, every=every, cron=cron, tz=tz, start=start, end=end, limit=limit, name=name, data=data,
+            job_options=job_options, max_payload=self._ctx.max_payload_size,
+        )
+        await upsert_scheduler(self._ctx, args)
+
+    async def get_job_schedulers(self) -> list[SchedulerInfo]:
+        """The queue's job schedulers, oldest first."""
+        return await list_schedulers(self._ctx)
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Deletes a job scheduler and its pending job; False if there was no such scheduler."""
+        return await remove_scheduler(self._ctx, scheduler_id)
 
     async def _server_ms(self) -> int:
         # the clock of the node that holds the queue: the one its functions compare with

@@ -20,6 +20,7 @@ from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
 from ._dead_letters import deliver
 from ._heartbeat import Heartbeat
+from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
 from .errors import GlideMQError, InvalidArgumentError, RateLimitError, SerializationError, UnrecoverableError
@@ -94,6 +95,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
         self._events = EventEmitter()
+        self._schedulers = SchedulerKeeper(self._ctx, lambda exc: self._events.emit_soon("error", exc))
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
         self.max_in_flight = 2
         self._active: dict[str, Job] = {}  # every job this worker holds a lease on
@@ -160,6 +162,7 @@ class Worker:
             heartbeat.stop()
             await asyncio.to_thread(heartbeat.join)
             await self._stop_dead_letters(dead_letter_task)
+            await self._schedulers.close()
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             await self._blocking.close()
@@ -333,6 +336,7 @@ class Worker:
             self._active[job.id] = job
             self._leases[job.id] = job._token
             self._ready.append(job)
+        self._schedulers.seen([job.id for job in jobs])
         self._fill()
         if jobs:
             self._drained = False

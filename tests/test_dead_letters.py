@@ -145,3 +145,12 @@ async def test_dead_letters_on_the_cluster(cluster: glidemq.testing.EmbeddedValk
         async with glidemq.Worker(qname, _boom, connection=cluster.url, dead_letter_queue=qname + "-dead"):
             (dead,) = await _dead(cluster.url, qname + "-dead", 1)
     assert dead.data["id"] == job.id
+
+
+async def test_a_scheduled_job_is_dead_lettered_too(url: str, queue: glidemq.Queue, qname: str) -> None:
+    # a scheduler's job ids hold ':' ("repeat:<id>:<slot>"), which custom job ids may not
+    await queue.upsert_job_scheduler("tick", every=60, name="tick", data={"n": 1})
+    async with glidemq.Worker(qname, _boom, connection=url, dead_letter_queue=qname + "-dlq"):
+        (dead,) = await _dead(url, qname + "-dlq", 1)
+    assert dead.data["id"].startswith("repeat:tick:") and dead.data["data"] == {"n": 1}
+    assert ":" not in dead.id

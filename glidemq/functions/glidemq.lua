@@ -254,6 +254,8 @@ local function count_started(base, n, window_ms)
   end
 end
 
+local sched_activated -- defined with the job schedulers below
+
 -- Activates up to `want` jobs; returns a flat array of job records and the ms until the
 -- rate limit lets more start (0: not limited).
 local function activate(base, want, lock_ms, now, now_s, meta, limiter)
@@ -285,6 +287,7 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
     scores[#scores + 1] = deadline
     scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
+    if string.byte(id) == 114 and string.sub(id, 1, 7) == 'repeat:' then sched_activated(base, id, now) end
   end
   redis.call('ZADD', base .. 'active', unpack(scores))
   if #ids == want and waiting_count(base) > 0 then
@@ -684,6 +687,260 @@ local function log(keys, args)
   return redis.call('RPUSH', base .. 'l:' .. args[1], args[2])
 end
 
+-- Job schedulers ------------------------------------------------------------------------
+-- A scheduler is the hash "sched:<id>": g generation (bumped by every upsert), ev every ms
+-- ('' for cron), cr cron, tz, st start ms, en end ms, lm limit ('' when not given), jb the job
+-- template (one row as `add` takes it), c iterations created, nx slot (ms) of the pending
+-- iteration ('' for none), af the time after which a cron's next slot falls. The zset
+-- "schedulers" lists them. The pending iteration is an ordinary job "repeat:<id>:<slot ms>",
+-- delayed until its slot. When it is activated the next one is created: `every` here; cron
+-- (which Lua cannot evaluate) through "sched-todo", a zset of schedulers waiting for a client
+-- to compute their next slot (score: when a client may claim it), closed by sched_next.
+
+local SCHED_FIELDS = {'g', 'ev', 'cr', 'tz', 'st', 'en', 'lm', 'jb', 'c', 'nx', 'af'}
+local SCHED_CONFIG = {'ev', 'cr', 'tz', 'st', 'en', 'lm', 'jb'}
+
+local function sched_key(base, sid)
+  return base .. 'sched:' .. sid
+end
+
+local function ms_text(ms)
+  return string.format('%d', ms)
+end
+
+local function sched_read(base, sid)
+  local f = redis.call('HMGET', sched_key(base, sid), unpack(SCHED_FIELDS))
+  if not f[1] then return nil end
+  local h = {}
+  for i, name in ipairs(SCHED_FIELDS) do h[name] = f[i] or '' end
+  return h
+end
+
+-- Creates the iteration job of `slot`; false when a job with its id exists already.
+local function create_iteration(base, sid, template, slot, now)
+  local id = 'repeat:' .. sid .. ':' .. ms_text(slot)
+  local jk = base .. 'j:' .. id
+  if redis.call('EXISTS', jk) == 1 then return false end
+  local j = cmsgpack.unpack(template)[1]
+  local delay = math.max(slot - now, 0)
+  j[4] = ms_text(delay)
+  local state = 'waiting'
+  if delay > 0 then state = 'delayed' end
+  local fields = {'n', j[2], 'd', j[3], 'ts', ms_text(now), 'at', j[6], 's', state}
+  for _, opt in ipairs(OPTIONAL_FIELDS) do
+    local value = j[opt[2]]
+    if value ~= opt[3] then
+      fields[#fields + 1] = opt[1]
+      fields[#fields + 1] = value
+    end
+  end
+  redis.call('HSET', jk, unpack(fields))
+  emit(base, 'added', id, 'name', j[2])
+  if delay > 0 then
+    schedule(base, id, slot)
+    emit(base, 'delayed', id, 'delay', slot)
+  else
+    enqueue(base, id, tonumber(j[5]), j[9] == '1')
+  end
+  wake(base)
+  return true
+end
+
+local function sched_exhausted(h, slot)
+  return (h.lm ~= '' and tonumber(h.c) >= tonumber(h.lm)) or (h.en ~= '' and slot > tonumber(h.en))
+end
+
+-- A cron scheduler waits (claimable now) for a client to compute its first slot after `after`.
+local function sched_await_cron(base, sid, after)
+  redis.call('HSET', sched_key(base, sid), 'nx', '', 'af', ms_text(after))
+  redis.call('ZADD', base .. 'sched-todo', 0, sid)
+end
+
+-- Makes `slot` the pending iteration, unless the limit or the end stops the scheduler. A slot
+-- whose job exists already (made by an earlier version of the scheduler) is not made twice.
+local function sched_place(base, sid, h, slot, now)
+  local key = sched_key(base, sid)
+  while true do
+    if sched_exhausted(h, slot) then
+      redis.call('HSET', key, 'nx', '')
+      return
+    end
+    if create_iteration(base, sid, h.jb, slot, now) then
+      h.c = ms_text(tonumber(h.c) + 1)
+      h.nx = ms_text(slot)
+      redis.call('HSET', key, 'nx', h.nx, 'c', h.c)
+      return
+    end
+    if h.ev == '' then
+      sched_await_cron(base, sid, slot)
+      return
+    end
+    slot = slot + tonumber(h.ev)
+  end
+end
+
+-- Called by activate for jobs whose id starts with "repeat:".
+function sched_activated(base, id, now)
+  local sid, slot = string.match(id, '^repeat:([^:]+):(%d+)$')
+  if not sid then return end
+  local h = sched_read(base, sid)
+  if not h or h.nx ~= slot then return end
+  slot = tonumber(slot)
+  if h.ev == '' then
+    if sched_exhausted(h, slot) then
+      redis.call('HSET', sched_key(base, sid), 'nx', '')
+    else
+      sched_await_cron(base, sid, slot)
+    end
+    return
+  end
+  -- the first slot of the grid after now: slots missed meanwhile get no job of their own
+  local every = tonumber(h.ev)
+  sched_place(base, sid, h, slot + every * (math.max(math.floor((now - slot) / every), 0) + 1), now)
+end
+
+-- Deletes the pending iteration if no worker has started it.
+local function sched_drop_pending(base, sid, h)
+  if h.nx == '' then return end
+  local id = 'repeat:' .. sid .. ':' .. h.nx
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
+  if state == 'delayed' or state == 'waiting' then
+    unlink(base, id, state)
+    delete_job(base, id)
+    emit(base, 'removed', id, 'prev', state)
+  end
+end
+
+-- An upsert that changes nothing keeps the scheduler as it is (every process of an
+-- application may upsert its schedulers when it starts).
+local function sched_unchanged(base, sid, h, args)
+  for i, name in ipairs(SCHED_CONFIG) do
+    if h[name] ~= args[i + 1] then return false end
+  end
+  return h.nx == '' or redis.call('EXISTS', base .. 'j:repeat:' .. sid .. ':' .. h.nx) == 1
+end
+
+-- sched_upsert(id, every_ms, cron, tz, start_ms, end_ms, limit, template, lease_ms): creates or
+-- replaces a scheduler. Returns {now, generation, after}: after >= 0 when the caller holds the
+-- lease to compute a cron scheduler's first slot after that time, else -1.
+local function sched_upsert(keys, args)
+  local base = keys[1]
+  local sid = args[1]
+  local key = sched_key(base, sid)
+  local now = now_ms()
+  local old = sched_read(base, sid)
+  if old then
+    if sched_unchanged(base, sid, old, args) then return {now, tonumber(old.g), -1} end
+    sched_drop_pending(base, sid, old)
+  end
+  local g = redis.call('HINCRBY', key, 'g', 1)
+  local fields = {'c', '0', 'nx', '', 'af', ''}
+  for i, name in ipairs(SCHED_CONFIG) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = args[i + 1]
+  end
+  redis.call('HSET', key, unpack(fields))
+  redis.call('ZADD', base .. 'schedulers', 'NX', now, sid)
+  redis.call('ZREM', base .. 'sched-todo', sid)
+  local start = tonumber(args[5]) or now
+  if args[2] ~= '' then
+    sched_place(base, sid, sched_read(base, sid), start, now)
+    return {now, g, -1}
+  end
+  local after = math.max(now, start - 1)
+  redis.call('HSET', key, 'af', ms_text(after))
+  redis.call('ZADD', base .. 'sched-todo', now + tonumber(args[9]), sid)
+  return {now, g, after}
+end
+
+-- sched_claim(lease_ms, limit): cron schedulers waiting for their next slot, leased to the
+-- caller. Returns {now, {id, generation, cron, tz, after ms} ...}.
+local function sched_claim(keys, args)
+  local base = keys[1]
+  local todo = base .. 'sched-todo'
+  local now = now_ms()
+  local out = {now}
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', todo, '-inf', now, 'LIMIT', 0, tonumber(args[2]))) do
+    local h = sched_read(base, sid)
+    if h and h.nx == '' and h.cr ~= '' then
+      redis.call('ZADD', todo, now + tonumber(args[1]), sid)
+      out[#out + 1] = {sid, h.g, h.cr, h.tz, h.af}
+    else
+      redis.call('ZREM', todo, sid)
+    end
+  end
+  return out
+end
+
+-- sched_next(id, generation, slot_ms or ''): makes slot_ms the pending iteration of a cron scheduler
+-- waiting for one. 1 done, 0 ignored (replaced or removed meanwhile, or done already).
+local function sched_next(keys, args)
+  local base = keys[1]
+  local sid = args[1]
+  local h = sched_read(base, sid)
+  if not h or h.g ~= args[2] or h.cr == '' then return 0 end
+  redis.call('ZREM', base .. 'sched-todo', sid)
+  local slot = tonumber(args[3])
+  if h.nx ~= '' or not slot then return 0 end  -- no slot: the cron expression fires no more
+  sched_place(base, sid, h, slot, now_ms())
+  return 1
+end
+
+-- sched_repair(cursor, count): looks at `count` schedulers from rank `cursor`; one whose pending
+-- iteration was deleted by hand (remove, drain, clean) goes on with its next slot, as if that
+-- iteration had started now. Returns the next cursor (0 when the walk is complete).
+local function sched_repair(keys, args)
+  local base = keys[1]
+  local cursor, count = tonumber(args[1]), tonumber(args[2])
+  local ids = redis.call('ZRANGE', base .. 'schedulers', cursor, cursor + count - 1)
+  local now = now_ms()
+  for _, sid in ipairs(ids) do
+    local nx = redis.call('HGET', sched_key(base, sid), 'nx')
+    if nx and nx ~= '' then
+      local id = 'repeat:' .. sid .. ':' .. nx
+      if redis.call('EXISTS', base .. 'j:' .. id) == 0 then sched_activated(base, id, now) end
+    end
+  end
+  if #ids < count then return 0 end
+  return cursor + count
+end
+
+-- sched_remove(id): deletes a scheduler and its pending iteration; 1 removed, 0 unknown.
+local function sched_remove(keys, args)
+  local base = keys[1]
+  local sid = args[1]
+  local h = sched_read(base, sid)
+  if not h then return 0 end
+  sched_drop_pending(base, sid, h)
+  redis.call('DEL', sched_key(base, sid))
+  redis.call('ZREM', base .. 'schedulers', sid)
+  redis.call('ZREM', base .. 'sched-todo', sid)
+  return 1
+end
+
+-- sched_list(): {id, every ms, cron, tz, start ms, end ms, limit, template, count, next slot ms}
+-- per scheduler, oldest first.
+local function sched_list(keys, args)
+  local base = keys[1]
+  local out = {}
+  for _, sid in ipairs(redis.call('ZRANGE', base .. 'schedulers', 0, -1)) do
+    local h = sched_read(base, sid)
+    if h then out[#out + 1] = {sid, h.ev, h.cr, h.tz, h.st, h.en, h.lm, h.jb, h.c, h.nx} end
+  end
+  return out
+end
+
+-- Deletes up to `limit` schedulers of a queue being obliterated; returns how many are left.
+local function drop_schedulers(base, limit)
+  local key = base .. 'schedulers'
+  local ids = redis.call('ZRANGE', key, 0, limit - 1)
+  for _, sid in ipairs(ids) do redis.call('DEL', sched_key(base, sid)) end
+  if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
+  local left = redis.call('ZCARD', key)
+  if left == 0 then redis.call('DEL', base .. 'sched-todo') end
+  return left
+end
+
 -- obliterate(force, limit): deletes up to limit jobs per call; returns the number of jobs
 -- left (0: the queue is gone), or -1 when active jobs block it.
 local function obliterate(keys, args)
@@ -712,7 +969,7 @@ local function obliterate(keys, args)
   for _, set in ipairs({'prio', 'delayed', 'active', 'completed', 'failed'}) do
     left = left + redis.call('ZCARD', base .. set)
   end
-  left = left + redis.call('LLEN', base .. 'wait')
+  left = left + redis.call('LLEN', base .. 'wait') + drop_schedulers(base, 1000)
   if left == 0 then
     redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker',
       base .. 'limiter', base .. 'dlq')
@@ -787,3 +1044,9 @@ reg('obliterate', obliterate)
 reg('set_limits', set_limits)
 reg('dead_letters', dead_letters_of, ro)
 reg('ack_dead_letters', ack_dead_letters)
+reg('sched_upsert', sched_upsert)
+reg('sched_next', sched_next)
+reg('sched_claim', sched_claim)
+reg('sched_remove', sched_remove)
+reg('sched_repair', sched_repair)
+reg('sched_list', sched_list, ro)
