@@ -56,6 +56,18 @@ class Result:
         }
 
 
+@dataclass
+class Variant:
+    """A feature switched on for a processing run: job options, worker options, queue settings."""
+
+    name: str
+    label: str
+    job_options: Callable[[int], dict[str, Any]] = lambda i: {}
+    worker_options: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[glidemq.Queue], Awaitable[Any]] | None = None
+    keeps_completed: bool = True  # False when the jobs remove themselves on completion
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -119,23 +131,36 @@ class Bench:
 
         return await self._produce("add_bulk", f"add_bulk of {jobs}", jobs, work)
 
-    async def process(self, jobs: int, concurrency: int) -> Result:
-        name = f"process_c{concurrency}"
+    async def process(
+        self,
+        jobs: int,
+        concurrency: int,
+        *,
+        variant: Variant | None = None,
+    ) -> Result:
+        name = f"process_c{concurrency}" + (f"_{variant.name}" if variant else "")
         async with glidemq.Queue(fresh_queue_name(name), connection=self.url) as queue:
-            await queue.add_bulk([("noop", {"i": i}) for i in range(jobs)])
+            job_options = variant.job_options if variant else (lambda i: {})
+            await queue.add_bulk([("noop", {"i": i}, job_options(i)) for i in range(jobs)])
+            if variant is not None and variant.prepare is not None:
+                await variant.prepare(queue)
             timeout = 60.0 + jobs / 200
-            worker = await WorkerProcess.start(self.url, queue.name, jobs, concurrency, "throughput", timeout)
+            worker = await WorkerProcess.start(
+                self.url, queue.name, jobs, concurrency, "throughput", timeout,
+                variant.worker_options if variant else None,
+            )
             before = await self.probe.sample()
             report = await worker.go(timeout)
             after = await self.probe.sample()
             problems = worker.problems(report)
             problems += await worker.finish()
             counts = await queue.get_job_counts()
-            if counts["completed"] != jobs:
+            if counts["completed"] != (jobs if variant is None or variant.keeps_completed else 0):
                 problems.append(f"{counts['completed']} of {jobs} jobs completed; counts {counts}")
             await queue.obliterate(force=True)
+        label = f"process, concurrency {concurrency}" + (f", {variant.label}" if variant else "")
         return Result(
-            name, f"process, concurrency {concurrency}", jobs, report["seconds"],
+            name, label, jobs, report["seconds"],
             ServerUsage.between(before, after), report["cpu_seconds"], "worker",
             {"concurrency": concurrency, "first_job_after_ms": _ms(report["first_job_after"]),
              "steady_jobs_per_sec": _steady_rate(jobs, report), "worker_close_ms": _ms(worker.closed_after)},

@@ -80,7 +80,10 @@ class Tally:
 async def main(args: argparse.Namespace) -> None:
     tally = Tally(args.jobs)
     processor = tally.stamp if args.mode == "latency" else tally.noop
-    worker = glidemq.Worker(args.queue, processor, connection=args.url, concurrency=args.concurrency)
+    options: dict[str, Any] = json.loads(args.worker_options)
+    if "limiter" in options:
+        options["limiter"] = glidemq.RateLimit(*options["limiter"])
+    worker = glidemq.Worker(args.queue, processor, connection=args.url, concurrency=args.concurrency, **options)
     worker.on("completed", tally.on_completed)
     worker.on("failed", tally.on_failed)
     worker.on("stalled", tally.on_stalled)
@@ -138,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--mode", choices=("throughput", "latency"), default="throughput")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    parser.add_argument("--worker-options", default="{}", help='JSON: {"limiter": [max, seconds], '
+                        '"dead_letter_queue": name, "prefetch": n}')
     return parser.parse_args(argv)
 
 

@@ -23,11 +23,13 @@ class WorkerProcess:
 
     @classmethod
     async def start(
-        cls, url: str, queue: str, jobs: int, concurrency: int, mode: str, timeout: float
+        cls, url: str, queue: str, jobs: int, concurrency: int, mode: str, timeout: float,
+        worker_options: dict[str, Any] | None = None,
     ) -> WorkerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(WORKER_SCRIPT), "--url", url, "--queue", queue, "--jobs", str(jobs),
             "--concurrency", str(concurrency), "--mode", mode, "--timeout", str(timeout),
+            "--worker-options", json.dumps(worker_options or {}),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT,
         )
         worker = cls(process)

@@ -11,6 +11,7 @@ from .errors import (
     GlideMQError,
     InvalidArgumentError,
     JobFailedError,
+    RateLimitError,
     SerializationError,
     ServerError,
     UnrecoverableError,
@@ -18,8 +19,9 @@ from .errors import (
 from .events import QueueEvent, QueueEvents
 from .health import Health, NodeHealth, health
 from .job import Job
-from .options import Backoff
+from .options import Backoff, Dedup, RateLimit
 from .queue import Queue
+from .schedulers import SchedulerInfo
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -31,6 +33,7 @@ __all__ = [
     "Connection",
     "ConnectionFailedError",
     "Durability",
+    "Dedup",
     "DurabilityError",
     "GlideMQError",
     "Health",
@@ -41,6 +44,9 @@ __all__ = [
     "Queue",
     "QueueEvent",
     "QueueEvents",
+    "RateLimit",
+    "RateLimitError",
+    "SchedulerInfo",
     "SerializationError",
     "ServerError",
     "UnrecoverableError",

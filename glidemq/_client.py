@@ -32,6 +32,7 @@ from glide import (
     ServerCredentials,
     SlotKeyRoute,
     SlotType,
+    TlsAdvancedConfiguration,
 )
 from glide import ConnectionError as GlideConnectionError
 from glide import TimeoutError as GlideTimeoutError
@@ -170,18 +171,22 @@ class Client:
             "reconnect_strategy": BackoffStrategy(num_of_retries=6, factor=10, exponent_base=2),
             "client_name": self.name,
         }
+        ca = conn.tls_ca_pem()
+        tls_config = TlsAdvancedConfiguration(root_pem_cacerts=ca) if ca is not None else None
         if conn.cluster:
             return await GlideClusterClient.create(
                 GlideClusterClientConfiguration(
                     **common,
-                    advanced_config=AdvancedGlideClusterClientConfiguration(connection_timeout=connect_ms),
+                    advanced_config=AdvancedGlideClusterClientConfiguration(
+                        connection_timeout=connect_ms, tls_config=tls_config
+                    ),
                 )
             )
         return await GlideClient.create(
             GlideClientConfiguration(
                 **common,
                 database_id=conn.db,
-                advanced_config=AdvancedGlideClientConfiguration(connection_timeout=connect_ms),
+                advanced_config=AdvancedGlideClientConfiguration(connection_timeout=connect_ms, tls_config=tls_config),
             )
         )
 

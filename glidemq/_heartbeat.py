@@ -35,6 +35,7 @@ class Heartbeat(threading.Thread):
         max_stalled_count: int,
         on_stalled: Callable[[list[str], list[str]], None],
         on_error: Callable[[BaseException], None],
+        dead_letters: bool = False,
     ) -> None:
         super().__init__(name=f"glidemq-heartbeat {base}", daemon=True)
         self._connection = connection
@@ -44,6 +45,7 @@ class Heartbeat(threading.Thread):
         self._renew_every = lock_duration / 2
         self._stall_every = stalled_interval
         self._max_stalled = str(max_stalled_count)
+        self._dead_letters = "1" if dead_letters else "0"
         self._on_stalled = on_stalled
         self._on_error = on_error
         self._halt = threading.Event()
@@ -88,7 +90,9 @@ class Heartbeat(threading.Thread):
 
     async def _recover(self, client: ThreadClient) -> None:
         while True:
-            recovered, failed = await client.fcall("stalled", self._base, [self._max_stalled, str(STALL_BATCH)])
+            recovered, failed = await client.fcall(
+                "stalled", self._base, [self._max_stalled, str(STALL_BATCH), self._dead_letters]
+            )
             if recovered or failed:
                 self._on_stalled([i.decode() for i in recovered], [i.decode() for i in failed])
             if len(recovered) + len(failed) < STALL_BATCH:

@@ -17,7 +17,7 @@ _unpackb = msgpack.unpackb
 _decode = bytes.decode  # raises TypeError for anything that is not bytes, like the compiled twin
 _SCALARS = (str, int, float, bool, bytes, type(None))
 MAX_DEPTH = 256
-ADD_FIELDS = 11  # fields per job given to encode_add_batch
+ADD_FIELDS = 12  # fields per job given to encode_add_batch
 ACTIVE_FIELDS = 15  # fields per job record that ``take`` returns
 
 
@@ -75,12 +75,13 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
     """Packs the arguments of ``add`` into one msgpack blob (one argument on the wire).
 
     Each job is (id, name, data bytes, delay_ms, priority, attempts, backoff spec,
-    timeout_ms, lifo, remove_on_complete, remove_on_fail); numbers travel as decimal strings.
+    timeout_ms, lifo, remove_on_complete, remove_on_fail, extras); numbers travel as decimal
+    strings; extras is a dict of str to str (optional features), sent as a map.
     """
     rows = []
     for job in jobs:
         _check_row(job, ADD_FIELDS)
-        job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf = job
+        job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf, extras = job
         rows.append(
             [
                 job_id,
@@ -94,6 +95,7 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
                 "1" if lifo else "0",
                 str(rc),
                 str(rf),
+                extras,
             ]
         )
     packed: bytes = _packb(rows, use_bin_type=False)

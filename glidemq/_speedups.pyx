@@ -12,7 +12,7 @@ from glidemq.errors import SerializationError
 cdef object _packb = msgpack.packb
 cdef object _unpackb = msgpack.unpackb
 cdef int MAX_DEPTH = 256
-cdef Py_ssize_t _ADD_FIELDS = 11
+cdef Py_ssize_t _ADD_FIELDS = 12
 cdef Py_ssize_t _ACTIVE_FIELDS = 15
 ADD_FIELDS = _ADD_FIELDS
 ACTIVE_FIELDS = _ACTIVE_FIELDS
@@ -84,7 +84,7 @@ def encode_add_batch(object jobs):
     for item in jobs:
         job = _check_row(item, _ADD_FIELDS)
         rows.append([job[0], job[1], job[2], str(job[3]), str(job[4]), str(job[5]), job[6], str(job[7]),
-                     "1" if job[8] else "0", str(job[9]), str(job[10])])
+                     "1" if job[8] else "0", str(job[9]), str(job[10]), job[11]])
     return _packb(rows, use_bin_type=False)
 
 

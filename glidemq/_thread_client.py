@@ -13,7 +13,6 @@ asks the other nodes it knows, which redirect it to the new owner.
 from __future__ import annotations
 
 import socket
-import ssl
 from typing import Any
 
 import hiredis
@@ -111,7 +110,7 @@ class ThreadClient:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if conn.tls:
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._address[0])
+                sock = conn.ssl_context().wrap_socket(sock, server_hostname=self._address[0])
             self._sock, self._reader = sock, hiredis.Reader(replyError=ReplyError)
             setup: list[list[Any]] = []
             if conn.password is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -20,6 +21,9 @@ class Connection:
     Build it from a URL (``valkey://[user[:password]@]host[:port][/db][?cluster=true]``,
     ``valkeys://``/``rediss://`` for TLS) or from keyword arguments; keywords override
     what the URL says. The password never appears in ``repr()``.
+
+    ``tls_ca_file``: a PEM file of the certificate authorities to trust (for a server whose
+    certificate a private CA signed); it turns TLS on. Without it, the system's roots are used.
     """
 
     host: str = "127.0.0.1"
@@ -30,6 +34,7 @@ class Connection:
     password: str | None = field(default=None, repr=False)
     db: int = 0
     request_timeout: float = 5.0
+    tls_ca_file: str | None = None
 
     def __init__(
         self,
@@ -43,6 +48,7 @@ class Connection:
         password: str | None = None,
         db: int = 0,
         request_timeout: float = 5.0,
+        tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         parsed = _parse_url(url) if url is not None else {}
         values = {
@@ -54,7 +60,12 @@ class Connection:
             "password": password if password is not None else parsed.get("password"),
             "db": db or parsed.get("db") or 0,
             "request_timeout": request_timeout,
+            "tls_ca_file": None,
         }
+        if tls_ca_file is not None:
+            if not isinstance(tls_ca_file, (str, os.PathLike)) or not os.path.isfile(tls_ca_file):
+                raise InvalidArgumentError(f"tls_ca_file must be an existing file, got {tls_ca_file!r}")
+            values["tls_ca_file"], values["tls"] = os.fspath(tls_ca_file), True
         if not isinstance(values["port"], int) or not 0 < values["port"] < 65536:
             raise InvalidArgumentError(f"port must be 1..65535, got {values['port']!r}")
         if not isinstance(values["db"], int) or values["db"] < 0:
@@ -76,6 +87,17 @@ class Connection:
 
     def __str__(self) -> str:
         return self.url
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS settings for plain sockets (health checks, the heartbeat thread)."""
+        return ssl.create_default_context(cafile=self.tls_ca_file)
+
+    def tls_ca_pem(self) -> bytes | None:
+        """The trusted CA certificates given by ``tls_ca_file``, or None for the system's."""
+        if self.tls_ca_file is None:
+            return None
+        with open(self.tls_ca_file, "rb") as f:
+            return f.read()
 
 
 def _parse_url(url: str) -> dict[str, object]:

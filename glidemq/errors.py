@@ -34,3 +34,16 @@ class ConnectionFailedError(GlideMQError):
 
 class ServerError(GlideMQError):
     """The server refused a command (out of memory, permissions, ...)."""
+
+
+class RateLimitError(GlideMQError):
+    """Raised by a processor to put its job back for ``delay`` seconds without using an attempt.
+
+    The job is neither failed nor retried: no ``failed`` event, no failed reason.
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        from ._validate import seconds  # the validators import this module
+
+        self.delay = seconds(delay, "rate limit delay")
+        super().__init__(f"rate limited; retry in {self.delay:g}s")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +83,7 @@ def _node_commands(conn: Connection, host: str, port: int, commands: list[list[A
     sock = socket.create_connection((host, port), timeout=conn.request_timeout)
     try:
         if conn.tls:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            sock = conn.ssl_context().wrap_socket(sock, server_hostname=host)
         setup: list[list[Any]] = []
         if conn.password is not None:
             setup.append(["AUTH", conn.username, conn.password] if conn.username else ["AUTH", conn.password])

@@ -43,6 +43,61 @@ class Backoff:
         return f"f:{ms}" if self.kind == "fixed" else f"e:{ms}:{self.jitter}"
 
 
+@dataclass(frozen=True)
+class Dedup:
+    """Deduplication of adds by a key of your choice (``Queue.add(..., deduplication=Dedup(...))``).
+
+    Without ``ttl`` an add with the same ``id`` is skipped while the first job has not
+    finished; with ``ttl`` (seconds) it is skipped for that long, finished or not.
+    ``extend`` restarts the ttl on every skipped add (throttle to the last call);
+    ``replace`` gives a still-delayed job the new data and delay (debounce). A skipped add
+    returns the existing job.
+    """
+
+    id: str
+    ttl: float | timedelta | None = None
+    extend: bool = False
+    replace: bool = False
+
+    def __post_init__(self) -> None:
+        check.name(self.id, "deduplication id")
+        if self.ttl is not None:
+            check.seconds(self.ttl, "deduplication ttl", positive=True)
+        for flag in ("extend", "replace"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidArgumentError(f"deduplication {flag} must be a bool")
+        if self.extend and self.ttl is None:
+            raise InvalidArgumentError("deduplication extend needs a ttl")
+
+    def extras(self) -> dict[str, str]:
+        """The fields the ``add`` function reads."""
+        out = {"di": self.id}
+        if self.ttl is not None:
+            out["dt"] = str(max(1, round(check.seconds(self.ttl, "deduplication ttl", positive=True) * 1000)))
+        if self.extend:
+            out["dx"] = "1"
+        if self.replace:
+            out["dr"] = "1"
+        return out
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``max`` jobs started per ``duration`` seconds, across all workers of a queue."""
+
+    max: int
+    duration: float | timedelta
+
+    def __post_init__(self) -> None:
+        check.integer(self.max, "rate limit max", minimum=1)
+        check.seconds(self.duration, "rate limit duration", positive=True)
+
+    @property
+    def duration_ms(self) -> int:
+        """The window in milliseconds (at least 1)."""
+        return max(1, round(check.seconds(self.duration, "rate limit duration", positive=True) * 1000))
+
+
 def backoff_spec(value: Backoff | float | timedelta | None) -> str:
     """Validates a backoff option and gives its stored form ("" for none)."""
     if value is None:
@@ -68,7 +123,10 @@ def retry_delay_ms(spec: str, attempts_made: int) -> int:
 
 
 JOB_OPTIONS = frozenset(
-    {"job_id", "delay", "priority", "attempts", "backoff", "timeout", "lifo", "remove_on_complete", "remove_on_fail"}
+    {
+        "job_id", "delay", "priority", "attempts", "backoff", "timeout", "lifo", "remove_on_complete",
+        "remove_on_fail", "deduplication",
+    }
 )
 
 
@@ -91,5 +149,9 @@ def encode_job(name: str, data: Any, options: Mapping[str, Any], max_payload: in
         raise InvalidArgumentError("lifo must be a bool")
     rc = check.retention(options.get("remove_on_complete", False), "remove_on_complete")
     rf = check.retention(options.get("remove_on_fail", False), "remove_on_fail")
+    dedup = options.get("deduplication")
+    if dedup is not None and not isinstance(dedup, Dedup):
+        raise InvalidArgumentError("deduplication must be a glidemq.Dedup")
+    extras = dedup.extras() if dedup is not None else {}
     encoded = check.payload(pack(data), max_payload, "job data")
-    return (job_id, name, encoded, round(delay * 1000), priority, attempts, backoff, timeout_ms, lifo, rc, rf)
+    return (job_id, name, encoded, round(delay * 1000), priority, attempts, backoff, timeout_ms, lifo, rc, rf, extras)

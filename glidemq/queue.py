@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -15,7 +16,8 @@ from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
-from .options import Backoff, encode_job
+from .options import JOB_OPTIONS, Backoff, Dedup, RateLimit, encode_job
+from .schedulers import SchedulerInfo, list_schedulers, remove_scheduler, scheduler_args, upsert_scheduler
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
@@ -73,9 +75,12 @@ class Queue:
         lifo: bool = False,
         remove_on_complete: bool | int = False,
         remove_on_fail: bool | int = False,
+        deduplication: Dedup | None = None,
         durability: Durability | None = None,
     ) -> Job:
         """Adds one job. With ``job_id``, adding an existing id returns that job and writes nothing.
+
+        ``deduplication``: see ``glidemq.Dedup``; a skipped add returns the existing job.
 
         ``durability``: wait until the write reached that many replicas and/or the append-only
         file; ``DurabilityError`` (with ``.achieved`` and ``.jobs``) when it did not in time.
@@ -84,7 +89,7 @@ class Queue:
         options = {
             "job_id": job_id, "delay": delay, "priority": priority, "attempts": attempts, "backoff": backoff,
             "timeout": timeout, "lifo": lifo, "remove_on_complete": remove_on_complete,
-            "remove_on_fail": remove_on_fail,
+            "remove_on_fail": remove_on_fail, "deduplication": deduplication,
         }
         encoded = encode_job(name, data, options, self._ctx.max_payload_size)
         if durability is not None:
@@ -92,6 +97,21 @@ class Queue:
             return job
         (job,) = await self._jobs([encoded], [data], [await self._batcher.add(encoded)])
         return job
+
+    async def add_and_wait(self, name: str, data: Any = None, *, timeout: float | timedelta, **job_options: Any) -> Any:
+        """Adds a job and waits for its outcome: returns its return value.
+
+        Raises JobFailedError if it failed, TimeoutError if it did not finish within
+        ``timeout`` seconds (counted from the call; the job stays queued). Waits share the
+        queue's one event listener: no connection per call.
+        """
+        seconds = check.seconds(timeout, "timeout", positive=True)
+        unknown = set(job_options) - JOB_OPTIONS - {"durability"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        deadline = time.monotonic() + seconds
+        job = await self.add(name, data, **job_options)
+        return await job.wait_until_finished(timeout=max(0.0, deadline - time.monotonic()))
 
     async def add_bulk(
         self,
@@ -258,6 +278,56 @@ class Queue:
                 raise GlideMQError(f"queue {self.name!r} has active jobs; use force=True to obliterate it")
             if left == 0:
                 return
+
+    async def set_rate_limit(self, max: int, duration: float | timedelta) -> None:
+        """Lets at most ``max`` jobs start per ``duration`` seconds across all workers of the
+        queue; it takes precedence over the workers' own ``limiter``."""
+        limit = RateLimit(max, duration)
+        await self._ctx.call("set_limits", ["rate", str(limit.max), str(limit.duration_ms)])
+
+    async def remove_rate_limit(self) -> None:
+        """Removes the queue's rate limit (workers' own limiters apply again)."""
+        await self._ctx.call("set_limits", ["rate"])
+
+    async def set_global_concurrency(self, n: int | None) -> None:
+        """At most ``n`` jobs of this queue active at once across all workers; None removes it."""
+        if n is None:
+            await self._ctx.call("set_limits", ["concurrency"])
+            return
+        await self._ctx.call("set_limits", ["concurrency", str(check.integer(n, "global concurrency", minimum=1))])
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+        name: str,
+        data: Any = None,
+        **job_options: Any,
+    ) -> None:
+        """Creates or replaces the scheduler ``scheduler_id``: a job ``name`` with ``data`` (and the
+        options of ``add``) every ``every`` seconds from ``start``, or on a 5-field ``cron`` in ``tz``.
+
+        ``limit`` caps the number of jobs, ``end`` the last slot; naive datetimes are UTC. The
+        replaced scheduler's pending job is dropped. See docs/schedulers.md.
+        """
+        args = scheduler_args(
+            scheduler_id, every=every, cron=cron, tz=tz, start=start, end=end, limit=limit, name=name, data=data,
+            job_options=job_options, max_payload=self._ctx.max_payload_size,
+        )
+        await upsert_scheduler(self._ctx, args)
+
+    async def get_job_schedulers(self) -> list[SchedulerInfo]:
+        """The queue's job schedulers, oldest first."""
+        return await list_schedulers(self._ctx)
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Deletes a job scheduler and its pending job; False if there was no such scheduler."""
+        return await remove_scheduler(self._ctx, scheduler_id)
 
     async def _server_ms(self) -> int:
         # the clock of the node that holds the queue: the one its functions compare with

@@ -87,10 +87,19 @@ class EmbeddedValkey:
 
     ``start()``/``stop()``, ``kill()`` (SIGKILL), ``restart()`` (same port, empty unless
     AOF is on) and ``pause()``/``cont()`` (SIGSTOP/SIGCONT) are there for fault tests.
+    ``binary`` runs another server executable (default: ``valkey_server_binary()``).
     """
 
-    def __init__(self, port: int | None = None, *, appendonly: bool = False, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        extra_args: Sequence[str] = (),
+        binary: str | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.binary = binary
         self.host = "127.0.0.1"
         self.appendonly = appendonly
         self.extra_args = list(extra_args)
@@ -110,7 +119,7 @@ class EmbeddedValkey:
     def start(self) -> EmbeddedValkey:
         """Starts the server and waits until it answers PING."""
         args = [
-            valkey_server_binary(), "--port", str(self.port), "--bind", self.host, "--dir", self._dir,
+            self.binary or valkey_server_binary(), "--port", str(self.port), "--bind", self.host, "--dir", self._dir,
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "always", "--protected-mode", "no", "--loglevel", "warning",
             *self.extra_args,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import traceback
@@ -17,12 +18,15 @@ from . import _validate as check
 from ._client import Client
 from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
+from ._dead_letters import deliver
 from ._heartbeat import Heartbeat
+from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
-from .errors import GlideMQError, InvalidArgumentError, SerializationError, UnrecoverableError
+from .errors import GlideMQError, InvalidArgumentError, RateLimitError, SerializationError, UnrecoverableError
 from .job import Job
-from .options import retry_delay_ms
+from .options import RateLimit, retry_delay_ms
+from .queue import Queue
 
 log = logging.getLogger("glidemq")
 
@@ -30,6 +34,7 @@ Processor = Callable[[Job], Awaitable[Any] | Any]
 MAX_BLOCK = 5.0
 MIN_BLOCK = 0.01
 ERROR_PAUSE_MIN, ERROR_PAUSE_MAX = 0.1, 5.0
+DEAD_LETTER_OVERHEAD = 64 * 1024  # room for the envelope around a dead job's data
 STATUS_STALE, STATUS_COMPLETED, STATUS_FAILED, STATUS_RETRYING, STATUS_RELEASED = range(5)
 
 __all__ = ["EVENTS", "Processor", "Worker"]
@@ -58,6 +63,8 @@ class Worker:
         max_stalled_count: int = 1,
         max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
         prefetch: int = 0,
+        limiter: RateLimit | None = None,
+        dead_letter_queue: str | None = None,
     ) -> None:
         if not callable(processor):
             raise InvalidArgumentError("processor must be callable")
@@ -71,6 +78,16 @@ class Worker:
         self.stalled_interval = check.seconds(stalled_interval, "stalled_interval", positive=True)
         self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
         self.prefetch = check.integer(prefetch, "prefetch", minimum=0)
+        if limiter is not None and not isinstance(limiter, RateLimit):
+            raise InvalidArgumentError("limiter must be a glidemq.RateLimit")
+        self.limiter = limiter
+        self.dead_letter_queue = None if dead_letter_queue is None else check.queue_name(dead_letter_queue)
+        if self.dead_letter_queue == self.name:
+            raise InvalidArgumentError("dead_letter_queue must be another queue than the worker's own")
+        self._take_options = encode_take_options(self.dead_letter_queue is not None, limiter)
+        self._dead_letters: Queue | None = None
+        self._dead_letter_due: asyncio.Event | None = None
+        self._limit_wait = 0.0  # seconds the queue's rate limit holds new jobs back
         self._processor = processor
         self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
             type(processor).__call__
@@ -78,6 +95,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
         self._events = EventEmitter()
+        self._schedulers = SchedulerKeeper(self._ctx, lambda exc: self._events.emit_soon("error", exc))
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
         self.max_in_flight = 2
         self._active: dict[str, Job] = {}  # every job this worker holds a lease on
@@ -127,9 +145,10 @@ class Worker:
             self._ctx.connection, self._ctx.base, leases=self._leases.copy,
             lock_duration=self.lock_duration, stalled_interval=self.stalled_interval,
             max_stalled_count=self.max_stalled_count, on_stalled=self._stalled_from_thread,
-            on_error=self._error_from_thread,
+            on_error=self._error_from_thread, dead_letters=self.dead_letter_queue is not None,
         )
         heartbeat.start()
+        dead_letter_task = self._start_dead_letters()
         try:
             while True:
                 try:
@@ -142,6 +161,8 @@ class Worker:
         finally:
             heartbeat.stop()
             await asyncio.to_thread(heartbeat.join)
+            await self._stop_dead_letters(dead_letter_task)
+            await self._schedulers.close()
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             await self._blocking.close()
@@ -234,7 +255,9 @@ class Worker:
                 wake_wait = asyncio.ensure_future(self._wake.wait())
             waits: set[asyncio.Future[Any]] = {wake_wait, *takes}
             if empty and free > 0 and not takes:
-                if block is None:
+                if block is None and self._limit_wait > 0:
+                    block = asyncio.ensure_future(self._hold_back(self._limit_wait))
+                elif block is None:
                     timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
                     block = asyncio.ensure_future(self._wait_for_marker(timeout))
                 waits.add(block)
@@ -268,6 +291,8 @@ class Worker:
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
         if wake_wait is not None:
             wake_wait.cancel()
+        if block is not None and self._limit_wait > 0:
+            block.cancel()
         await asyncio.gather(*(t for t in (block, wake_wait) if t is not None), return_exceptions=True)
 
     async def _wait_for_marker(self, timeout: float) -> GlideMQError | None:
@@ -281,6 +306,11 @@ class Worker:
             return GlideMQError(f"waiting for jobs failed: {exc}")
         return None
 
+    async def _hold_back(self, seconds: float) -> None:
+        """Waits out the rate limit's window (close() ends the loop without waiting for it)."""
+        await asyncio.sleep(seconds)
+        self._limit_wait = 0.0
+
     async def _sleep_or_wake(self, seconds: float) -> None:
         assert self._wake is not None
         self._wake.clear()
@@ -292,17 +322,21 @@ class Worker:
     async def _take(
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
-        args = [self._lock_ms, str(free), encode_finished(finished)]
-        now_ms, next_delay, statuses, records = await self._ctx.client.fcall("take", self._ctx.base, args)
+        args = [self._lock_ms, str(free), encode_finished(finished), self._take_options]
+        now_ms, next_delay, statuses, records, limited = await self._ctx.client.fcall("take", self._ctx.base, args)
+        self._limit_wait = limited / 1000
         for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
             await self._report(job, status, value, stack, now_ms)
+        if STATUS_FAILED in statuses and self._dead_letter_due is not None:
+            self._dead_letter_due.set()
         jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
         for job in jobs:
             self._active[job.id] = job
             self._leases[job.id] = job._token
             self._ready.append(job)
+        self._schedulers.seen([job.id for job in jobs])
         self._fill()
         if jobs:
             self._drained = False
@@ -354,6 +388,8 @@ class Worker:
             self._done(job, "r", b"", [], 0, job.attempts_made, None)
             if not self._forced:
                 raise
+        except RateLimitError as exc:
+            self._done(job, "r", b"", [], round(exc.delay * 1000), job.attempts_made, None)
         except Exception as exc:  # noqa: BLE001 - any processor failure fails the job
             attempts_made = job.attempts_made + 1
             final = attempts_made >= job.attempts or isinstance(exc, (UnrecoverableError, SerializationError))
@@ -390,6 +426,8 @@ class Worker:
     # from the heartbeat thread ----------------------------------------------------------
     def _stalled_from_thread(self, recovered: list[str], failed: list[str]) -> None:
         assert self._loop is not None
+        if failed and self._dead_letter_due is not None:
+            self._loop.call_soon_threadsafe(self._dead_letter_due.set)
         for job_id in recovered + failed:
             self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
         if failed and self._events.has("failed"):
@@ -408,9 +446,52 @@ class Worker:
             job.failed_reason = reason
             await self._events.emit("failed", job, GlideMQError(reason))
 
+    # dead letters -----------------------------------------------------------------------
+    def _start_dead_letters(self) -> asyncio.Task[None] | None:
+        if self.dead_letter_queue is None:
+            return None
+        self._dead_letters = Queue(
+            self.dead_letter_queue, connection=self._ctx.connection, prefix=self._ctx.prefix,
+            max_payload_size=self._ctx.max_payload_size + DEAD_LETTER_OVERHEAD,
+        )
+        self._dead_letter_due = asyncio.Event()
+        self._dead_letter_due.set()  # entries a worker that died left behind
+        return asyncio.create_task(self._dead_letter_loop())
+
+    async def _dead_letter_loop(self) -> None:
+        """Copies final failures to the dead-letter queue when they happen, and every
+        stalled_interval (entries a failed copy or another worker's crash left behind)."""
+        assert self._dead_letter_due is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._dead_letter_due.wait(), self.stalled_interval)
+            self._dead_letter_due.clear()
+            await self._deliver_dead_letters()
+
+    async def _deliver_dead_letters(self) -> None:
+        assert self._dead_letters is not None
+        try:
+            await deliver(self._ctx, self._dead_letters)
+        except Exception as exc:  # noqa: BLE001 - reported; the entries stay for the next round
+            await self._events.emit("error", exc)
+
+    async def _stop_dead_letters(self, task: asyncio.Task[None] | None) -> None:
+        if task is None or self._dead_letters is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self._deliver_dead_letters()
+        await self._dead_letters.close()
+
     def _error_from_thread(self, exc: BaseException) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._events.emit_soon, "error", exc)
+
+
+def encode_take_options(dead_letters: bool, limiter: RateLimit | None) -> bytes:
+    """The worker's fixed options for ``take``: dead letters on/off and its own rate limit."""
+    limit = ["", ""] if limiter is None else [str(limiter.max), str(limiter.duration_ms)]
+    return pack(["1" if dead_letters else "0", *limit])
 
 
 class _JobTimeout(Exception):

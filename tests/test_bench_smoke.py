@@ -37,3 +37,13 @@ def test_quick_bench_writes_json(url: str, tmp_path: Path) -> None:
         assert "worker_cpu_us_per_job" in results[name]
     for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "server_clock_p50_ms", "server_clock_p99_ms"):
         assert key in results["latency"], key
+
+
+def test_feature_bench_runs_every_variant(url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("features.py")), "--jobs", "200", "--rounds", "1", "--url", url],
+        capture_output=True, text=True, timeout=110, check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    for label in ("no options", "priorities", "deduplication", "rate limit", "global concurrency", "dead-letter"):
+        assert label in done.stdout, label

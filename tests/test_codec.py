@@ -374,6 +374,7 @@ add_jobs = st.tuples(
     st.booleans(),  # lifo
     st.booleans() | st.integers(min_value=0, max_value=10**6),  # remove_on_complete
     st.booleans() | st.integers(min_value=0, max_value=10**6),  # remove_on_fail
+    st.dictionaries(st.sampled_from(["di", "dt", "dx", "dr"]), st.text(max_size=8), max_size=4),  # extras
 )
 
 
@@ -381,13 +382,13 @@ add_jobs = st.tuples(
 @PARITY
 @given(st.lists(add_jobs, max_size=6))
 def test_encode_add_batch(jobs: list[tuple[Any, ...]]) -> None:
-    assert _pure.ADD_FIELDS == 11
+    assert _pure.ADD_FIELDS == 12
     kind, result_type, _ = same("encode_add_batch", jobs)
     assert kind == "returns" and result_type is bytes
     rows = msgpack.unpackb(_pure.encode_add_batch(jobs), raw=True)
     assert len(rows) == len(jobs)
     for row, job in zip(rows, jobs, strict=True):
-        job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf = job
+        job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf, extras = job
         assert row == [
             job_id.encode(),
             name.encode(),
@@ -400,6 +401,7 @@ def test_encode_add_batch(jobs: list[tuple[Any, ...]]) -> None:
             b"1" if lifo else b"0",
             str(rc).encode(),
             str(rf).encode(),
+            {k.encode(): v.encode() for k, v in extras.items()},
         ]
 
 
@@ -410,7 +412,7 @@ def test_encode_add_batch(jobs: list[tuple[Any, ...]]) -> None:
         st.one_of(
             add_jobs,
             add_jobs.map(list),
-            st.lists(st.integers(), max_size=13).map(tuple),
+            st.lists(st.integers(), max_size=14).map(tuple),
             scalars,
             add_jobs.map(lambda job: Pair(*job[:2])),
             add_jobs.map(lambda job: ("\ud800", *job[1:])),
@@ -423,7 +425,7 @@ def test_encode_add_batch_malformed(jobs: list[Any]) -> None:
 
 
 @needs_compiled
-@pytest.mark.parametrize("jobs", [[], (), None, 5, "abc", [()], [tuple(range(12))]], ids=repr)
+@pytest.mark.parametrize("jobs", [[], (), None, 5, "abc", [()], [tuple(range(13))]], ids=repr)
 def test_encode_add_batch_odd_containers(jobs: Any) -> None:
     same("encode_add_batch", jobs)
 

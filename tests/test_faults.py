@@ -137,6 +137,25 @@ async def test_sigkilled_worker_jobs_are_recovered_and_completed_once(
     assert counts["completed"] == 5 and counts["active"] == 0 and counts["waiting"] == 0
 
 
+async def test_job_of_a_sigkilled_worker_that_stalled_too_often_is_dead_lettered(
+    queue: glidemq.Queue, url: str, qname: str, trail: GlideClient, spawn: Spawn
+) -> None:
+    job = await queue.add("long", {"sleep": 60})
+    victim = spawn(url, qname)
+    await wait_until(lambda: _number(trail, trail_key(qname, f"runs:{job.id}")), timeout=20)
+    killed_at = _kill(victim)
+    rescuer = glidemq.Worker(qname, lambda job: "never", connection=url, lock_duration=LOCK,
+                             stalled_interval=STALL, max_stalled_count=0, dead_letter_queue=qname + "-dlq")
+    async with rescuer, glidemq.Queue(qname + "-dlq", connection=url) as dlq:
+        await wait_until(lambda: dlq.count(), timeout=15)
+        (dead,) = await dlq.get_jobs("waiting")
+    seconds = time.monotonic() - killed_at
+    print(f"\nFAULT dead letter: stalled job in the dead-letter queue {seconds:.2f}s after SIGKILL")
+    assert dead.data["id"] == job.id and dead.data["data"] == {"sleep": 60}
+    assert dead.data["reason"] == "job stalled more than allowable limit"
+    assert await job.get_state() == "failed"
+
+
 async def test_job_that_stalls_too_often_fails(
     queue: glidemq.Queue, url: str, qname: str, trail: GlideClient, spawn: Spawn
 ) -> None:

@@ -108,7 +108,20 @@ local function flush_finished(base)
   finished_sets = {}
 end
 
+-- False during a take on a queue that never saw a deduplicated add: finishing a job then
+-- skips looking for its deduplication key.
+local dedup_used = true
+
+local function release_dedup(base, id)
+  if not dedup_used then return end
+  local did = redis.call('HGET', base .. 'j:' .. id, 'di')
+  if not did then return end
+  local dkey = base .. 'dd:' .. did
+  if redis.call('PTTL', dkey) == -1 and redis.call('GET', dkey) == id then redis.call('DEL', dkey) end
+end
+
 local function finish(base, id, set, keep, now_s, fields)
+  release_dedup(base, id)
   if keep == 0 then
     delete_job(base, id)
     return
@@ -128,8 +141,18 @@ local function finish(base, id, set, keep, now_s, fields)
   retain(base, set, keep)
 end
 
+-- Set per call (take, stalled): final failures also go to the dead-letter outbox, in the
+-- same call, so a worker dying before it copies them to the dead-letter queue loses nothing.
+local dead_letters = false
+
+local function dead_letter(base, id, am, reason, now_s)
+  local f = redis.call('HMGET', base .. 'j:' .. id, 'n', 'd')
+  redis.call('RPUSH', base .. 'dlq', cmsgpack.pack({id, f[1] or '', f[2] or '', reason, am, now_s}))
+end
+
 local function fail_for_good(base, id, am, reason, stack, keep, now_s)
   emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
+  if dead_letters then dead_letter(base, id, am, reason, now_s) end
   finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
 end
 
@@ -203,16 +226,51 @@ local function waiting_count(base)
   return redis.call('LLEN', base .. 'wait') + redis.call('ZCARD', base .. 'prio')
 end
 
--- Activates up to `want` jobs; returns a flat array of job records.
-local function activate(base, want, lock_ms, now, now_s)
+-- How many jobs limits allow to start now, and ms until the rate limit lets more start (0:
+-- not rate limited). meta = {paused, rate max, rate ms, global concurrency}; the queue's
+-- rate limit wins over the worker's own (limiter = {max, ms} or nil).
+local function room(base, want, meta, limiter)
+  if meta[4] then
+    want = math.min(want, tonumber(meta[4]) - redis.call('ZCARD', base .. 'active'))
+  end
+  local max = tonumber(meta[2] or (limiter and limiter[1]) or '0')
+  if want <= 0 or max <= 0 then return want, 0, nil end
+  local used = tonumber(redis.call('GET', base .. 'limiter') or '0')
+  if used >= max then
+    if waiting_count(base) == 0 then return 0, 0, nil end
+    local ttl = redis.call('PTTL', base .. 'limiter')
+    if ttl < 0 then
+      redis.call('DEL', base .. 'limiter')
+      return want, 0, nil
+    end
+    return 0, math.max(ttl, 1), nil
+  end
+  return math.min(want, max - used), 0, meta[3] or limiter[2]
+end
+
+local function count_started(base, n, window_ms)
+  if n > 0 and redis.call('INCRBY', base .. 'limiter', n) == n then
+    redis.call('PEXPIRE', base .. 'limiter', window_ms)
+  end
+end
+
+local sched_activated -- defined with the job schedulers below
+
+-- Activates up to `want` jobs; returns a flat array of job records and the ms until the
+-- rate limit lets more start (0: not limited).
+local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   local out = {}
-  if want <= 0 or redis.call('HGET', base .. 'meta', 'paused') == '1' then return out end
+  if want <= 0 or meta[1] == '1' then return out, 0 end
+  local limited, window
+  want, limited, window = room(base, want, meta, limiter)
+  if want <= 0 then return out, limited end
   local ids = redis.call('LPOP', base .. 'wait', want) or {}
   if #ids < want then
     local popped = redis.call('ZPOPMIN', base .. 'prio', want - #ids)
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
-  if #ids == 0 then return out end
+  if #ids == 0 then return out, 0 end
+  if window then count_started(base, #ids, window) end
   -- Sequence and server time: a token never repeats, even after a restart that lost the
   -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
   local token = seq(base) .. '-' .. now
@@ -229,6 +287,7 @@ local function activate(base, want, lock_ms, now, now_s)
     scores[#scores + 1] = deadline
     scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
+    if string.byte(id) == 114 and string.sub(id, 1, 7) == 'repeat:' then sched_activated(base, id, now) end
   end
   redis.call('ZADD', base .. 'active', unpack(scores))
   if #ids == want and waiting_count(base) > 0 then
@@ -236,35 +295,132 @@ local function activate(base, want, lock_ms, now, now_s)
   else
     emit(base, 'drained', '')
   end
-  return out
+  return out, 0
 end
 
--- take(lock_ms, want, finished): finishes a batch of jobs and activates the next ones in
--- one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry} ('' for none).
--- Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none)}.
+-- take(lock_ms, want, finished, options): finishes a batch of jobs and activates the next
+-- ones in one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry}
+-- ('' for none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
+-- of the worker. Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none),
+-- ms until the rate limit lets jobs start (0: not limited)}.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
+  local limiter
+  if args[4] and args[4] ~= '' then
+    local o = cmsgpack.unpack(args[4])
+    dead_letters = o[1] == '1'
+    if o[2] ~= '' then limiter = {o[2], o[3]} end
+  end
   local now = now_ms()
   local now_s = tostring(now)
+  local meta = redis.call('HMGET', base .. 'meta', 'paused', 'rlm', 'rld', 'gc', 'dd')
+  dedup_used = meta[5] == '1'
   local results = {}
   if args[3] ~= '' then
     for i, f in ipairs(cmsgpack.unpack(args[3])) do
       results[i] = finish_one(base, f, now, now_s)
     end
+    -- a job ending frees a slot of the global concurrency: wake workers waiting for one
+    if meta[4] and waiting_count(base) > 0 then wake(base) end
   end
   local delay = next_delay(base, now)
-  local jobs = activate(base, want, lock_ms, now, now_s)
+  local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter)
   local packed = ''
   if #jobs > 0 then packed = cmsgpack.pack(jobs) end
   if delay == 0 then delay = next_delay(base, now) end
-  return {now, delay, results, packed}
+  return {now, delay, results, packed, limited}
+end
+
+-- The job an add with deduplication id `did` must yield to, or nil. A key with a ttl
+-- blocks until it expires (even after its job finished); one without blocks while its job
+-- has not finished.
+local function dedup_holder(base, did)
+  local dkey = base .. 'dd:' .. did
+  local holder = redis.call('GET', dkey)
+  if not holder then return nil end
+  if redis.call('PTTL', dkey) > 0 then return holder end
+  local state = redis.call('HGET', base .. 'j:' .. holder, 's')
+  if state and state ~= 'completed' and state ~= 'failed' then return holder end
+  return nil
+end
+
+-- A skipped add: extend restarts the ttl; replace gives a delayed holder the new data and delay.
+local function deduplicated(base, holder, j, ext, now)
+  local dkey = base .. 'dd:' .. ext.di
+  if ext.dt and (ext.dx == '1' or ext.dr == '1') then redis.call('PEXPIRE', dkey, ext.dt) end
+  local jk = base .. 'j:' .. holder
+  if ext.dr == '1' and redis.call('HGET', jk, 's') == 'delayed' then
+    local delay = tonumber(j[4])
+    redis.call('ZREM', base .. 'delayed', holder)
+    redis.call('HSET', jk, 'd', j[3], 'dl', j[4])
+    if delay > 0 then
+      schedule(base, holder, now + delay)
+      emit(base, 'delayed', holder, 'delay', now + delay)
+    else
+      local f = redis.call('HMGET', jk, 'p', 'lf')
+      redis.call('HSET', jk, 's', 'waiting')
+      enqueue(base, holder, tonumber(f[1] or '0'), f[2] == '1')
+      emit(base, 'waiting', holder)
+      wake(base)
+    end
+  end
+  emit(base, 'deduplicated', holder, 'deduplication_id', ext.di)
+end
+
+-- Writes one job unless its custom id exists or a deduplication id holds it back.
+-- Returns the job's id and 1 when it was created.
+local function add_one(base, j, now, now_s)
+  local id = j[1]
+  local ext = j[12] or {}
+  if id ~= '' and redis.call('EXISTS', base .. 'j:' .. id) == 1 then return id, 0 end
+  if ext.di then
+    local holder = dedup_holder(base, ext.di)
+    if holder then
+      deduplicated(base, holder, j, ext, now)
+      return holder, 0
+    end
+  end
+  if id == '' then
+    id = tostring(redis.call('INCR', base .. 'id'))
+  end
+  local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
+  local state = 'waiting'
+  if delay > 0 then state = 'delayed' end
+  local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
+  for _, opt in ipairs(OPTIONAL_FIELDS) do
+    local value = j[opt[2]]
+    if value ~= opt[3] then
+      fields[#fields + 1] = opt[1]
+      fields[#fields + 1] = value
+    end
+  end
+  if ext.di then
+    redis.call('HSET', base .. 'meta', 'dd', '1')
+    fields[#fields + 1] = 'di'
+    fields[#fields + 1] = ext.di
+    if ext.dt then
+      redis.call('SET', base .. 'dd:' .. ext.di, id, 'PX', ext.dt)
+    else
+      redis.call('SET', base .. 'dd:' .. ext.di, id)
+    end
+  end
+  redis.call('HSET', base .. 'j:' .. id, unpack(fields))
+  emit(base, 'added', id, 'name', j[2])
+  if delay > 0 then
+    schedule(base, id, now + delay)
+    emit(base, 'delayed', id, 'delay', now + delay)
+  else
+    enqueue(base, id, prio, lifo == '1')
+  end
+  return id, 1
 end
 
 -- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
--- backoff, timeout_ms, lifo, rc, rf}, numbers as decimal strings (Lua turns numbers
--- into strings slowly, so the client does it). Returns {now, [id, created] * n}; an existing custom id
--- is left untouched (created = 0).
+-- backoff, timeout_ms, lifo, rc, rf, ext}, numbers as decimal strings (Lua turns numbers
+-- into strings slowly, so the client does it); ext is a map of optional extras
+-- (di/dt/dx/dr: deduplication id, ttl ms, extend, replace). Returns {now, [id, created] * n};
+-- an existing custom id or a deduplicated add is left untouched (created = 0).
 local function add(keys, args)
   local base = keys[1]
   local now = now_ms()
@@ -272,35 +428,8 @@ local function add(keys, args)
   local out = {now}
   local woke = false
   for _, j in ipairs(cmsgpack.unpack(args[1])) do
-    local id = j[1]
-    local created = 0
-    if id == '' then
-      id = tostring(redis.call('INCR', base .. 'id'))
-    end
-    local jk = base .. 'j:' .. id
-    if redis.call('EXISTS', jk) == 0 then
-      created = 1
-      local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
-      local state = 'waiting'
-      if delay > 0 then state = 'delayed' end
-      local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
-      for _, opt in ipairs(OPTIONAL_FIELDS) do
-        local value = j[opt[2]]
-        if value ~= opt[3] then
-          fields[#fields + 1] = opt[1]
-          fields[#fields + 1] = value
-        end
-      end
-      redis.call('HSET', jk, unpack(fields))
-      emit(base, 'added', id, 'name', j[2])
-      if delay > 0 then
-        schedule(base, id, now + delay)
-        emit(base, 'delayed', id, 'delay', now + delay)
-      else
-        enqueue(base, id, prio, lifo == '1')
-      end
-      woke = true
-    end
+    local id, created = add_one(base, j, now, now_s)
+    if created == 1 then woke = true end
     out[#out + 1] = id
     out[#out + 1] = created
   end
@@ -326,6 +455,7 @@ end
 local function stalled(keys, args)
   local base = keys[1]
   local max_stalled, limit = tonumber(args[1]), tonumber(args[2])
+  dead_letters = args[3] == '1'
   local now = now_ms()
   local members = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
   local recovered, failed = {}, {}
@@ -438,6 +568,7 @@ local function remove(keys, args)
   if not state then return 0 end
   if state == 'active' then return -1 end
   unlink(base, id, state)
+  release_dedup(base, id)
   delete_job(base, id)
   emit(base, 'removed', id, 'prev', state)
   return 1
@@ -556,6 +687,260 @@ local function log(keys, args)
   return redis.call('RPUSH', base .. 'l:' .. args[1], args[2])
 end
 
+-- Job schedulers ------------------------------------------------------------------------
+-- A scheduler is the hash "sched:<id>": g generation (bumped by every upsert), ev every ms
+-- ('' for cron), cr cron, tz, st start ms, en end ms, lm limit ('' when not given), jb the job
+-- template (one row as `add` takes it), c iterations created, nx slot (ms) of the pending
+-- iteration ('' for none), af the time after which a cron's next slot falls. The zset
+-- "schedulers" lists them. The pending iteration is an ordinary job "repeat:<id>:<slot ms>",
+-- delayed until its slot. When it is activated the next one is created: `every` here; cron
+-- (which Lua cannot evaluate) through "sched-todo", a zset of schedulers waiting for a client
+-- to compute their next slot (score: when a client may claim it), closed by sched_next.
+
+local SCHED_FIELDS = {'g', 'ev', 'cr', 'tz', 'st', 'en', 'lm', 'jb', 'c', 'nx', 'af'}
+local SCHED_CONFIG = {'ev', 'cr', 'tz', 'st', 'en', 'lm', 'jb'}
+
+local function sched_key(base, sid)
+  return base .. 'sched:' .. sid
+end
+
+local function ms_text(ms)
+  return string.format('%d', ms)
+end
+
+local function sched_read(base, sid)
+  local f = redis.call('HMGET', sched_key(base, sid), unpack(SCHED_FIELDS))
+  if not f[1] then return nil end
+  local h = {}
+  for i, name in ipairs(SCHED_FIELDS) do h[name] = f[i] or '' end
+  return h
+end
+
+-- Creates the iteration job of `slot`; false when a job with its id exists already.
+local function create_iteration(base, sid, template, slot, now)
+  local id = 'repeat:' .. sid .. ':' .. ms_text(slot)
+  local jk = base .. 'j:' .. id
+  if redis.call('EXISTS', jk) == 1 then return false end
+  local j = cmsgpack.unpack(template)[1]
+  local delay = math.max(slot - now, 0)
+  j[4] = ms_text(delay)
+  local state = 'waiting'
+  if delay > 0 then state = 'delayed' end
+  local fields = {'n', j[2], 'd', j[3], 'ts', ms_text(now), 'at', j[6], 's', state}
+  for _, opt in ipairs(OPTIONAL_FIELDS) do
+    local value = j[opt[2]]
+    if value ~= opt[3] then
+      fields[#fields + 1] = opt[1]
+      fields[#fields + 1] = value
+    end
+  end
+  redis.call('HSET', jk, unpack(fields))
+  emit(base, 'added', id, 'name', j[2])
+  if delay > 0 then
+    schedule(base, id, slot)
+    emit(base, 'delayed', id, 'delay', slot)
+  else
+    enqueue(base, id, tonumber(j[5]), j[9] == '1')
+  end
+  wake(base)
+  return true
+end
+
+local function sched_exhausted(h, slot)
+  return (h.lm ~= '' and tonumber(h.c) >= tonumber(h.lm)) or (h.en ~= '' and slot > tonumber(h.en))
+end
+
+-- A cron scheduler waits (claimable now) for a client to compute its first slot after `after`.
+local function sched_await_cron(base, sid, after)
+  redis.call('HSET', sched_key(base, sid), 'nx', '', 'af', ms_text(after))
+  redis.call('ZADD', base .. 'sched-todo', 0, sid)
+end
+
+-- Makes `slot` the pending iteration, unless the limit or the end stops the scheduler. A slot
+-- whose job exists already (made by an earlier version of the scheduler) is not made twice.
+local function sched_place(base, sid, h, slot, now)
+  local key = sched_key(base, sid)
+  while true do
+    if sched_exhausted(h, slot) then
+      redis.call('HSET', key, 'nx', '')
+      return
+    end
+    if create_iteration(base, sid, h.jb, slot, now) then
+      h.c = ms_text(tonumber(h.c) + 1)
+      h.nx = ms_text(slot)
+      redis.call('HSET', key, 'nx', h.nx, 'c', h.c)
+      return
+    end
+    if h.ev == '' then
+      sched_await_cron(base, sid, slot)
+      return
+    end
+    slot = slot + tonumber(h.ev)
+  end
+end
+
+-- Called by activate for jobs whose id starts with "repeat:".
+function sched_activated(base, id, now)
+  local sid, slot = string.match(id, '^repeat:([^:]+):(%d+)$')
+  if not sid then return end
+  local h = sched_read(base, sid)
+  if not h or h.nx ~= slot then return end
+  slot = tonumber(slot)
+  if h.ev == '' then
+    if sched_exhausted(h, slot) then
+      redis.call('HSET', sched_key(base, sid), 'nx', '')
+    else
+      sched_await_cron(base, sid, slot)
+    end
+    return
+  end
+  -- the first slot of the grid after now: slots missed meanwhile get no job of their own
+  local every = tonumber(h.ev)
+  sched_place(base, sid, h, slot + every * (math.max(math.floor((now - slot) / every), 0) + 1), now)
+end
+
+-- Deletes the pending iteration if no worker has started it.
+local function sched_drop_pending(base, sid, h)
+  if h.nx == '' then return end
+  local id = 'repeat:' .. sid .. ':' .. h.nx
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
+  if state == 'delayed' or state == 'waiting' then
+    unlink(base, id, state)
+    delete_job(base, id)
+    emit(base, 'removed', id, 'prev', state)
+  end
+end
+
+-- An upsert that changes nothing keeps the scheduler as it is (every process of an
+-- application may upsert its schedulers when it starts).
+local function sched_unchanged(base, sid, h, args)
+  for i, name in ipairs(SCHED_CONFIG) do
+    if h[name] ~= args[i + 1] then return false end
+  end
+  return h.nx == '' or redis.call('EXISTS', base .. 'j:repeat:' .. sid .. ':' .. h.nx) == 1
+end
+
+-- sched_upsert(id, every_ms, cron, tz, start_ms, end_ms, limit, template, lease_ms): creates or
+-- replaces a scheduler. Returns {now, generation, after}: after >= 0 when the caller holds the
+-- lease to compute a cron scheduler's first slot after that time, else -1.
+local function sched_upsert(keys, args)
+  local base = keys[1]
+  local sid = args[1]
+  local key = sched_key(base, sid)
+  local now = now_ms()
+  local old = sched_read(base, sid)
+  if old then
+    if sched_unchanged(base, sid, old, args) then return {now, tonumber(old.g), -1} end
+    sched_drop_pending(base, sid, old)
+  end
+  local g = redis.call('HINCRBY', key, 'g', 1)
+  local fields = {'c', '0', 'nx', '', 'af', ''}
+  for i, name in ipairs(SCHED_CONFIG) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = args[i + 1]
+  end
+  redis.call('HSET', key, unpack(fields))
+  redis.call('ZADD', base .. 'schedulers', 'NX', now, sid)
+  redis.call('ZREM', base .. 'sched-todo', sid)
+  local start = tonumber(args[5]) or now
+  if args[2] ~= '' then
+    sched_place(base, sid, sched_read(base, sid), start, now)
+    return {now, g, -1}
+  end
+  local after = math.max(now, start - 1)
+  redis.call('HSET', key, 'af', ms_text(after))
+  redis.call('ZADD', base .. 'sched-todo', now + tonumber(args[9]), sid)
+  return {now, g, after}
+end
+
+-- sched_claim(lease_ms, limit): cron schedulers waiting for their next slot, leased to the
+-- caller. Returns {now, {id, generation, cron, tz, after ms} ...}.
+local function sched_claim(keys, args)
+  local base = keys[1]
+  local todo = base .. 'sched-todo'
+  local now = now_ms()
+  local out = {now}
+  for _, sid in ipairs(redis.call('ZRANGEBYSCORE', todo, '-inf', now, 'LIMIT', 0, tonumber(args[2]))) do
+    local h = sched_read(base, sid)
+    if h and h.nx == '' and h.cr ~= '' then
+      redis.call('ZADD', todo, now + tonumber(args[1]), sid)
+      out[#out + 1] = {sid, h.g, h.cr, h.tz, h.af}
+    else
+      redis.call('ZREM', todo, sid)
+    end
+  end
+  return out
+end
+
+-- sched_next(id, generation, slot_ms or ''): makes slot_ms the pending iteration of a cron scheduler
+-- waiting for one. 1 done, 0 ignored (replaced or removed meanwhile, or done already).
+local function sched_next(keys, args)
+  local base = keys[1]
+  local sid = args[1]
+  local h = sched_read(base, sid)
+  if not h or h.g ~= args[2] or h.cr == '' then return 0 end
+  redis.call('ZREM', base .. 'sched-todo', sid)
+  local slot = tonumber(args[3])
+  if h.nx ~= '' or not slot then return 0 end  -- no slot: the cron expression fires no more
+  sched_place(base, sid, h, slot, now_ms())
+  return 1
+end
+
+-- sched_repair(cursor, count): looks at `count` schedulers from rank `cursor`; one whose pending
+-- iteration was deleted by hand (remove, drain, clean) goes on with its next slot, as if that
+-- iteration had started now. Returns the next cursor (0 when the walk is complete).
+local function sched_repair(keys, args)
+  local base = keys[1]
+  local cursor, count = tonumber(args[1]), tonumber(args[2])
+  local ids = redis.call('ZRANGE', base .. 'schedulers', cursor, cursor + count - 1)
+  local now = now_ms()
+  for _, sid in ipairs(ids) do
+    local nx = redis.call('HGET', sched_key(base, sid), 'nx')
+    if nx and nx ~= '' then
+      local id = 'repeat:' .. sid .. ':' .. nx
+      if redis.call('EXISTS', base .. 'j:' .. id) == 0 then sched_activated(base, id, now) end
+    end
+  end
+  if #ids < count then return 0 end
+  return cursor + count
+end
+
+-- sched_remove(id): deletes a scheduler and its pending iteration; 1 removed, 0 unknown.
+local function sched_remove(keys, args)
+  local base = keys[1]
+  local sid = args[1]
+  local h = sched_read(base, sid)
+  if not h then return 0 end
+  sched_drop_pending(base, sid, h)
+  redis.call('DEL', sched_key(base, sid))
+  redis.call('ZREM', base .. 'schedulers', sid)
+  redis.call('ZREM', base .. 'sched-todo', sid)
+  return 1
+end
+
+-- sched_list(): {id, every ms, cron, tz, start ms, end ms, limit, template, count, next slot ms}
+-- per scheduler, oldest first.
+local function sched_list(keys, args)
+  local base = keys[1]
+  local out = {}
+  for _, sid in ipairs(redis.call('ZRANGE', base .. 'schedulers', 0, -1)) do
+    local h = sched_read(base, sid)
+    if h then out[#out + 1] = {sid, h.ev, h.cr, h.tz, h.st, h.en, h.lm, h.jb, h.c, h.nx} end
+  end
+  return out
+end
+
+-- Deletes up to `limit` schedulers of a queue being obliterated; returns how many are left.
+local function drop_schedulers(base, limit)
+  local key = base .. 'schedulers'
+  local ids = redis.call('ZRANGE', key, 0, limit - 1)
+  for _, sid in ipairs(ids) do redis.call('DEL', sched_key(base, sid)) end
+  if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
+  local left = redis.call('ZCARD', key)
+  if left == 0 then redis.call('DEL', base .. 'sched-todo') end
+  return left
+end
+
 -- obliterate(force, limit): deletes up to limit jobs per call; returns the number of jobs
 -- left (0: the queue is gone), or -1 when active jobs block it.
 local function obliterate(keys, args)
@@ -584,11 +969,43 @@ local function obliterate(keys, args)
   for _, set in ipairs({'prio', 'delayed', 'active', 'completed', 'failed'}) do
     left = left + redis.call('ZCARD', base .. set)
   end
-  left = left + redis.call('LLEN', base .. 'wait')
+  left = left + redis.call('LLEN', base .. 'wait') + drop_schedulers(base, 1000)
   if left == 0 then
-    redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker')
+    redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker',
+      base .. 'limiter', base .. 'dlq')
   end
   return left
+end
+
+-- set_limits(kind, ...): 'rate' max ms | 'concurrency' n; no value removes the limit.
+local function set_limits(keys, args)
+  local base = keys[1]
+  if args[1] == 'rate' then
+    if args[2] then
+      redis.call('HSET', base .. 'meta', 'rlm', args[2], 'rld', args[3])
+    else
+      redis.call('HDEL', base .. 'meta', 'rlm', 'rld')
+    end
+    redis.call('DEL', base .. 'limiter')
+  elseif args[2] then
+    redis.call('HSET', base .. 'meta', 'gc', args[2])
+  else
+    redis.call('HDEL', base .. 'meta', 'gc')
+  end
+  wake(base)
+  return 1
+end
+
+-- dead_letters(limit): the oldest entries of the dead-letter outbox (msgpack each).
+local function dead_letters_of(keys, args)
+  return redis.call('LRANGE', keys[1] .. 'dlq', 0, tonumber(args[1]) - 1)
+end
+
+-- ack_dead_letters(entry...): drops entries copied to the dead-letter queue.
+local function ack_dead_letters(keys, args)
+  local n = 0
+  for _, entry in ipairs(args) do n = n + redis.call('LREM', keys[1] .. 'dlq', 1, entry) end
+  return n
 end
 
 local ro = {'no-writes'}
@@ -596,6 +1013,8 @@ local function reg(name, fn, flags)
   local function call(keys, args)
     begin_events(keys[1])
     finished_sets = {}
+    dead_letters = false
+    dedup_used = true
     local result = fn(keys, args)
     flush_finished(keys[1])
     flush_events()
@@ -622,3 +1041,12 @@ reg('promote', promote)
 reg('progress', progress)
 reg('log', log)
 reg('obliterate', obliterate)
+reg('set_limits', set_limits)
+reg('dead_letters', dead_letters_of, ro)
+reg('ack_dead_letters', ack_dead_letters)
+reg('sched_upsert', sched_upsert)
+reg('sched_next', sched_next)
+reg('sched_claim', sched_claim)
+reg('sched_remove', sched_remove)
+reg('sched_repair', sched_repair)
+reg('sched_list', sched_list, ro)
