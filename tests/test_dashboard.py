@@ -58,6 +58,7 @@ async def test_pages_show_the_counts_of_get_job_counts_without_javascript(
     async with browse(connection=url, queues=[qname]) as client:
         home = await page(client, "/")
         one = await page(client, "/queue", name=qname)
+        assert (await page(client, f"/queues/{qname}")).counts(qname) == one.counts(qname)
         feed = (await client.get("/api/summary", params={"queue": qname})).json()["queues"][0]
     for shown in (home.counts(qname), one.counts(qname), feed["counts"]):
         assert {state: shown[state] for state in STATES} == {state: expected[state] for state in STATES}
@@ -130,6 +131,9 @@ async def test_job_detail_shows_everything_known(url: str, qname: str, queue: gl
     async with browse(connection=url, queues=[qname]) as client:
         ok = (await client.get("/job", params={"queue": qname, "id": done.id})).text
         bad = (await client.get("/job", params={"queue": qname, "id": failed.id})).text
+        by_path = (await client.get(f"/queues/{qname}/jobs/{failed.id}")).text
+        assert by_path == bad
+        assert (await client.get(f"/queues/{qname}/jobs/nope")).status_code == 404
         assert (await client.get("/job", params={"queue": qname, "id": "nope"})).status_code == 404
         assert (await client.get("/job", params={"queue": qname, "id": "a:b"})).status_code == 404
     assert "&#34;echo&#34;: 0" in ok and f"handled {done.id}" in ok and ">100<" in ok

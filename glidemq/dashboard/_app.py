@@ -59,8 +59,13 @@ def _render(request: Request, template: str, context: dict[str, Any], status_cod
     return response
 
 
+def _param(request: Request, name: str) -> str:
+    """A query parameter, or the path parameter of the /queues/... spelling of the same page."""
+    return str(request.path_params.get(name) or request.query_params.get(name, ""))
+
+
 def _shown_queue(request: Request, param: str) -> str:
-    name = request.query_params.get(param, "")
+    name = _param(request, param)
     if not _backend(request).shown(name):
         raise HTTPException(404, f"no queue {name!r} here")
     return name
@@ -93,7 +98,7 @@ async def job_page(request: Request) -> Response:
     """One job: everything known about it, and its actions."""
     backend = _backend(request)
     name = _shown_queue(request, "queue")
-    job_id = request.query_params.get("id", "")
+    job_id = _param(request, "id")
     job = await backend.find(name, job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id!r} in queue {name!r}")
@@ -161,6 +166,8 @@ def create_app(
             Route("/", home, name="home"),
             Route("/queue", queue_page, name="queue"),
             Route("/job", job_page, name="job"),
+            Route("/queues/{name}", queue_page, name="queue_path"),
+            Route("/queues/{queue}/jobs/{id}", job_page, name="job_path"),
             Route("/api/summary", summary_feed, name="summary"),
             Route("/actions/{action}", action, methods=["POST"], name="action"),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
