@@ -13,6 +13,7 @@ from .errors import (
     UnrecoverableError,
 )
 from .events import QueueEvent, QueueEvents
+from .flow import FlowJob, FlowProducer, JobNode
 from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff
@@ -29,11 +30,14 @@ __all__ = [
     "ConnectionFailedError",
     "Durability",
     "DurabilityError",
+    "FlowJob",
+    "FlowProducer",
     "GlideMQError",
     "Health",
     "InvalidArgumentError",
     "Job",
     "JobFailedError",
+    "JobNode",
     "NodeHealth",
     "Queue",
     "QueueEvent",

@@ -10,6 +10,7 @@ from typing import Any
 from . import _validate as check
 from ._codec import hash_to_dict, pack, unpack
 from ._context import QueueContext
+from ._flow_read import children_outcomes
 from ._waiter import recent_outcome
 from .errors import GlideMQError, InvalidArgumentError, JobFailedError
 
@@ -164,6 +165,14 @@ class Job:
         result = await self._ctx.call("promote", [self.id])
         if result != 1:
             raise GlideMQError(f"job {self.id} is {'missing' if result == 0 else 'not delayed'}")
+
+    async def get_children_values(self) -> dict[str, Any]:
+        """Return values of this job's completed children, by child key ``"<prefix>:<queue>:<id>"``."""
+        return (await children_outcomes(self._ctx, self.id))[0]
+
+    async def get_failed_children(self) -> dict[str, str]:
+        """Failure reasons of this job's children that failed for good, by child key."""
+        return (await children_outcomes(self._ctx, self.id))[1]
 
     async def refresh(self) -> bool:
         """Reloads every field from the server; False if the job no longer exists."""

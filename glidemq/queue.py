@@ -167,7 +167,6 @@ class Queue:
             check.state(state, STATES)
         check.integer(start, "start", minimum=-(2**62))
         check.integer(end, "end", minimum=-(2**62))
-        names = [state for state in names if state != "waiting-children"]
         if len(names) == 1:
             reply = await self._ctx.call("get_ids", [names[0], start, end])
             selected = [i.decode() for i in reply]
@@ -185,10 +184,10 @@ class Queue:
 
     async def get_job_counts(self) -> dict[str, int]:
         """Jobs per state: waiting, active, delayed, completed, failed, waiting-children, paused."""
-        waiting, active, delayed, completed, failed, paused = await self._ctx.call("counts", [])
+        waiting, active, delayed, completed, failed, paused, waiting_children = await self._ctx.call("counts", [])
         return {
             "waiting": waiting, "active": active, "delayed": delayed, "completed": completed,
-            "failed": failed, "waiting-children": 0, "paused": waiting if paused else 0,
+            "failed": failed, "waiting-children": waiting_children, "paused": waiting if paused else 0,
         }
 
     async def count(self) -> int:

@@ -17,6 +17,7 @@ from . import _validate as check
 from ._client import Client
 from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
+from ._flow_outbox import OutboxPump
 from ._heartbeat import Heartbeat
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
@@ -90,6 +91,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
+        self._outbox: OutboxPump | None = None  # delivers children's outcomes to their parents
         self._running = self._closing = self._paused = self._forced = self._drained = False
 
     def __repr__(self) -> str:
@@ -130,6 +132,11 @@ class Worker:
             on_error=self._error_from_thread,
         )
         heartbeat.start()
+        self._outbox = OutboxPump(
+            self._ctx, interval=self.stalled_interval, claim_ms=int(self._lock_ms),
+            on_error=lambda exc: self._events.emit("error", exc),
+        )
+        self._outbox.start()
         try:
             while True:
                 try:
@@ -140,6 +147,7 @@ class Worker:
                     await self._events.emit("error", exc)
                     await self._sleep_or_wake(ERROR_PAUSE_MAX)
         finally:
+            await self._outbox.stop()
             heartbeat.stop()
             await asyncio.to_thread(heartbeat.join)
             if self._executor is not None:
@@ -293,7 +301,9 @@ class Worker:
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished)]
-        now_ms, next_delay, statuses, records = await self._ctx.client.fcall("take", self._ctx.base, args)
+        now_ms, next_delay, statuses, records, notified = await self._ctx.client.fcall("take", self._ctx.base, args)
+        if notified and self._outbox is not None:
+            self._outbox.kick()
         for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
@@ -392,6 +402,8 @@ class Worker:
         assert self._loop is not None
         for job_id in recovered + failed:
             self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
+        if failed and self._outbox is not None:
+            self._loop.call_soon_threadsafe(self._outbox.kick)
         if failed and self._events.has("failed"):
             asyncio.run_coroutine_threadsafe(self._report_stall_failures(failed), self._loop)
 
