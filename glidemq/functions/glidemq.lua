@@ -60,7 +60,7 @@ local function seq(base)
 end
 
 -- Flows (parent and children). A parent waits in state 'waiting-children' (zset
--- 'waiting-children' by creation time) with the keys of its pending children in the set
+-- 'waiting-children' in the order written) with the keys of its pending children in the set
 -- 'pend:<id>'; its children's outcomes land in the hashes 'cv:<id>' (return values) and
 -- 'cf:<id>' (failure reasons), keyed by the child's key "<prefix>:<queue>:<id>". A child
 -- holds its parent in field 'pp' (parent's key base .. parent id). Its terminal transition
@@ -670,7 +670,7 @@ end
 local function flow_wait_children(base, id, j, now)
   local pend = base .. 'pend:' .. id
   for i = 14, #j, 1000 do redis.call('SADD', pend, unpack(j, i, math.min(i + 999, #j))) end
-  redis.call('ZADD', base .. 'waiting-children', now, id)
+  redis.call('ZADD', base .. 'waiting-children', seq(base), id)  -- in the order written
   emit(base, 'waiting-children', id)
   local early = base .. 'pre:' .. id
   if redis.call('EXISTS', early) == 0 then return end
