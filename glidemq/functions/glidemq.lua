@@ -70,6 +70,14 @@ end
 -- (the worker died) is claimed again by any worker of the queue.
 local FLOW_EARLY_TTL = 86400
 local outbox_added = 0  -- notifications written by the current call
+-- Whether this queue holds children (meta field 'fc', set when the first child is written):
+-- looked up once per call, so jobs of queues without children pay no per-job command.
+local has_children = nil
+
+local function flow_begin()
+  outbox_added = 0
+  has_children = nil
+end
 
 local function flow_child_key(base, id)
   return (string.gsub(base, '[{}]', '')) .. id
@@ -85,6 +93,8 @@ local function flow_outbox_push(base, parent, ckey, kind, payload)
 end
 
 local function flow_notify(base, id, kind, payload)
+  if has_children == nil then has_children = redis.call('HGET', base .. 'meta', 'fc') == '1' end
+  if not has_children then return end
   local pp = redis.call('HGET', base .. 'j:' .. id, 'pp')
   if pp then flow_outbox_push(base, pp, flow_child_key(base, id), kind, payload) end
 end
@@ -281,7 +291,6 @@ local function take(keys, args)
   local now = now_ms()
   local now_s = tostring(now)
   local results = {}
-  outbox_added = 0  -- flow_notify
   if args[3] ~= '' then
     for i, f in ipairs(cmsgpack.unpack(args[3])) do
       results[i] = finish_one(base, f, now, now_s)
@@ -694,6 +703,8 @@ local function flow_adopt(base, id, parent)
     return
   end
   redis.call('HSET', jk, 'pp', parent)
+  redis.call('HSET', base .. 'meta', 'fc', '1')
+  has_children = true
   if f[2] == 'completed' then flow_notify(base, id, 'c', f[3] or '') end
   if f[2] == 'failed' then flow_notify(base, id, 'f', f[4] or '') end
 end
@@ -707,7 +718,6 @@ local function flow_add(keys, args)
   local base = keys[1]
   local now = now_ms()
   local now_s = tostring(now)
-  outbox_added = 0
   local created = {}
   for i, j in ipairs(cmsgpack.unpack(args[1])) do
     local id = j[1]
@@ -729,6 +739,8 @@ local function flow_add(keys, args)
       if parent ~= '' then
         fields[#fields + 1] = 'pp'
         fields[#fields + 1] = parent
+        redis.call('HSET', base .. 'meta', 'fc', '1')
+        has_children = true
       end
       if j[13] == '1' then
         fields[#fields + 1] = 'ic'
@@ -760,7 +772,6 @@ end
 local function flow_deliver(keys, args)
   local base = keys[1]
   local now = now_ms()
-  outbox_added = 0
   for _, blob in ipairs(args) do
     local e = cmsgpack.unpack(blob)
     local id, ckey, kind, payload = e[2], e[3], e[4], e[5]
@@ -829,6 +840,7 @@ local function reg(name, fn, flags)
   local function call(keys, args)
     begin_events(keys[1])
     finished_sets = {}
+    flow_begin()
     local result = fn(keys, args)
     flush_finished(keys[1])
     flush_events()
