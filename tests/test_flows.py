@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -450,3 +451,19 @@ async def test_flow_across_primaries_of_a_cluster(cluster: EmbeddedValkeyCluster
         key(child_q, mid): {"values": {key(parent_q, leaf): "back home"}, "failed": {}},
         key(child_q, c): 1,
     }
+
+
+# --- the docs -------------------------------------------------------------------------------------
+
+
+def test_the_examples_of_docs_flows_run() -> None:
+    text = (ROOT / "docs" / "flows.md").read_text(encoding="utf-8")
+    examples = [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "asyncio.run(" in block]
+    assert len(examples) == 2
+    for example in examples:
+        output = subprocess.run(
+            [sys.executable, "-c", example], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        assert output.strip().splitlines()[-1] in (
+            "['intro.mp4 at 1080p', 'intro.mp4 at 360p', 'intro.mp4 at 720p']", "{'ok': 2, 'failed': 1}"
+        )
