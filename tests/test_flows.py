@@ -419,6 +419,31 @@ async def _completed(job: glidemq.Job) -> bool:
     return await job.get_state() == "completed"
 
 
+async def test_a_child_failed_by_the_stall_check_fails_its_parent(
+    flow: FlowProducer, workers: Workers, url: str, qname: str
+) -> None:
+    child_q = new_queue()
+    node = await flow.add(FlowJob("parent", qname, children=[FlowJob("stuck", child_q, {"sleep": 60})]))
+    child = node.children[0].job
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fault_worker", url, child_q, "--lock-duration", "1", "--max-stalled-count", "0"],
+        cwd=ROOT,
+    )
+    try:
+        await wait_until(lambda: _active(child), timeout=20)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    await workers.start(child_q, echo, lock_duration=1, stalled_interval=0.3, max_stalled_count=0)
+    with pytest.raises(glidemq.JobFailedError, match="stalled") as failed:
+        await node.job.wait_until_finished(timeout=10)
+    assert key(child_q, child) in failed.value.failed_reason
+
+
+async def _active(job: glidemq.Job) -> bool:
+    return await job.get_state() == "active"
+
+
 # --- a Valkey Cluster ----------------------------------------------------------------------------
 
 
