@@ -159,6 +159,59 @@ async def collect_or_echo(job: glidemq.Job) -> Any:
     return await collect(job) if job.name in ("root", "mid", "parent") else job.data
 
 
+@pytest.mark.parametrize("policy", ["ignore", "fail"])
+async def test_children_that_finish_before_their_parent_is_written_still_count(
+    flow: FlowProducer, workers: Workers, qname: str, raw: GlideClient, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    """Forces the order that a tree going from queue A to B and back to A can produce: the
+    children's queue written first, and its jobs finished before the parent exists."""
+    child_q = new_queue()
+    await workers.start(child_q, failing, concurrency=2)
+    await workers.start(qname, collect)
+    by_queue, write = glidemq.flow.by_queue, FlowProducer._write
+    monkeypatch.setattr(glidemq.flow, "by_queue", lambda batch: dict(reversed(by_queue(batch).items())))
+
+    async def write_then_finish(producer: FlowProducer, queue: str, planned: list[Any]) -> dict[int, glidemq.Job]:
+        written = await write(producer, queue, planned)
+        if queue == child_q:
+            for job in written.values():
+                await wait_until(lambda job=job: _finished(job), timeout=10)
+            # and their outcomes delivered to the parent's queue, where no parent is yet
+            await wait_until(lambda: _outbox_empty(raw, child_q), timeout=10)
+            assert await raw.exists([f"glidemq:{{{qname}}}:pre:{node_id[0]}"]) == 1
+        return written
+
+    monkeypatch.setattr(FlowProducer, "_write", write_then_finish)
+    node_id: list[str] = []
+    planner = glidemq.flow.plan
+
+    def plan_and_note(*args: Any) -> Any:
+        roots = planner(*args)
+        node_id.append(roots[0].job_id)
+        return roots
+
+    monkeypatch.setattr(glidemq.flow, "plan", plan_and_note)
+    node = await flow.add(FlowJob("parent", qname, on_child_failure=policy, children=[
+        FlowJob("good", child_q, "early"), FlowJob("bad", child_q, {"fail": True}),
+    ]))
+    good, bad = (c.job for c in node.children)
+    if policy == "ignore":
+        result = await node.job.wait_until_finished(timeout=10)
+        assert result == {"values": {key(child_q, good): "early"}, "failed": {key(child_q, bad): "boom bad"}}
+    else:
+        with pytest.raises(glidemq.JobFailedError, match=key(child_q, bad)):
+            await node.job.wait_until_finished(timeout=10)
+        assert await node.job.get_children_values() == {key(child_q, good): "early"}
+
+
+async def _outbox_empty(raw: GlideClient, queue: str) -> bool:
+    return await raw.zcard(f"glidemq:{{{queue}}}:ob") == 0
+
+
+async def _finished(job: glidemq.Job) -> bool:
+    return await job.get_state() in ("completed", "failed")
+
+
 # --- child failures --------------------------------------------------------------------------
 
 
