@@ -10,14 +10,19 @@ notification is delivered at least once, and counted once by the parent.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import msgpack
 
 from ._client import Client
 from ._context import QueueContext
+from .errors import GlideMQError
+
+log = logging.getLogger("glidemq")
 
 CLAIM_LIMIT = 500
+CLAIM_MS = 30_000  # how long a delivery outside a worker holds its entries
 
 
 async def deliver_outbox(client: Client, base: str, claim_ms: int) -> int:
@@ -47,6 +52,17 @@ async def deliver_outbox(client: Client, base: str, claim_ms: int) -> int:
             if len(entry_ids) < CLAIM_LIMIT:
                 break
     return delivered
+
+
+async def remove_job(ctx: QueueContext, job_id: str) -> bool:
+    """Removes a job that is not active; a parent waiting for it learns of it at once."""
+    result = await ctx.call("remove", [job_id])
+    if result == 2:
+        try:
+            await deliver_outbox(ctx.client, ctx.base, CLAIM_MS)
+        except GlideMQError:
+            log.warning("could not tell the parent of removed job %s yet; a worker will", job_id, exc_info=True)
+    return bool(result >= 1)
 
 
 class OutboxPump:

@@ -8,13 +8,11 @@ from types import TracebackType
 
 from . import _validate as check
 from ._context import QueueContext
-from ._flow_outbox import deliver_outbox
+from ._flow_outbox import CLAIM_MS, deliver_outbox
 from ._flow_plan import FlowJob, Planned, batches, by_queue, encode_rows, plan
 from .connection import Connection, resolve
 from .errors import InvalidArgumentError
 from .job import Job
-
-CLAIM_MS = 30_000
 
 __all__ = ["FlowJob", "FlowProducer", "JobNode"]
 

@@ -10,6 +10,7 @@ from typing import Any
 from . import _validate as check
 from ._codec import hash_to_dict, pack, unpack
 from ._context import QueueContext
+from ._flow_outbox import remove_job
 from ._flow_read import children_outcomes
 from ._waiter import recent_outcome
 from .errors import GlideMQError, InvalidArgumentError, JobFailedError
@@ -152,7 +153,7 @@ class Job:
 
     async def remove(self) -> bool:
         """Deletes the job (not while it is active); False if it does not exist or is active."""
-        return bool(await self._ctx.call("remove", [self.id]) == 1)
+        return await remove_job(self._ctx, self.id)
 
     async def retry(self) -> None:
         """Moves a failed or completed job back to waiting, with its attempts reset."""

@@ -11,6 +11,7 @@ from . import _validate as check
 from ._adds import AddBatcher, Written, chunks, write
 from ._client import Client
 from ._context import QueueContext
+from ._flow_outbox import remove_job
 from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
@@ -247,7 +248,7 @@ class Queue:
     async def remove(self, job_id: str) -> bool:
         """Deletes a job that is not active; True if it was removed."""
         check.name(job_id, "job_id")
-        return bool(await self._ctx.call("remove", [job_id]) == 1)
+        return await remove_job(self._ctx, job_id)
 
     async def obliterate(self, *, force: bool = False) -> None:
         """Deletes the queue and all its jobs; refuses while jobs are active unless ``force``."""

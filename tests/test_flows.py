@@ -288,12 +288,16 @@ async def test_removing_a_pending_child_lets_the_parent_run(
     flow: FlowProducer, workers: Workers, qname: str, url: str
 ) -> None:
     child_q = new_queue()
-    node = await flow.add(FlowJob("parent", qname, children=[FlowJob("gone", child_q), FlowJob("kept", child_q, 7)]))
+    node = await flow.add(
+        FlowJob("parent", qname, children=[FlowJob("gone", child_q, delay=60), FlowJob("kept", child_q, 7)])
+    )
+    await workers.start(child_q, echo)  # delivers every 30 s by itself (stalled_interval)
+    await workers.start(qname, collect)
+    await wait_until(lambda: _completed(node.children[1].job), timeout=10)
+    assert await node.job.get_state() == "waiting-children"
     async with glidemq.Queue(child_q, connection=url) as queue:
         assert await queue.remove(node.children[0].job.id)
-    await workers.start(child_q, echo)
-    await workers.start(qname, collect)
-    result = await node.job.wait_until_finished(timeout=10)
+    result = await node.job.wait_until_finished(timeout=5)  # told at once, not at the next pass
     assert result == {"values": {key(child_q, node.children[1].job): 7}, "failed": {}}
 
 

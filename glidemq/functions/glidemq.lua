@@ -474,7 +474,7 @@ local function unlink(base, id, state)
   end
 end
 
--- remove(id): 1 removed, 0 unknown, -1 active (refused).
+-- remove(id): 1 removed (2: and its parent notified), 0 unknown, -1 active (refused).
 local function remove(keys, args)
   local base = keys[1]
   local id = args[1]
@@ -485,6 +485,7 @@ local function remove(keys, args)
   unlink(base, id, state)
   delete_job(base, id)
   emit(base, 'removed', id, 'prev', state)
+  if outbox_added > 0 then return 2 end  -- flow_: a parent was notified
   return 1
 end
 
