@@ -135,6 +135,21 @@ async def test_depth_three(flow: FlowProducer, workers: Workers) -> None:
     assert order.index("root") > order.index("mid") > max(order.index("leaf1"), order.index("leaf2"))
 
 
+async def test_a_chain_forty_deep_across_two_queues(flow: FlowProducer, workers: Workers) -> None:
+    queues = (new_queue(), new_queue())
+    chain = FlowJob("link", queues[0], 0)
+    for depth in range(1, 40):
+        chain = FlowJob("link", queues[depth % 2], depth, children=[chain])
+
+    async def add_up(job: glidemq.Job) -> int:
+        return int(job.data) + sum((await job.get_children_values()).values())
+
+    node = await flow.add(chain)
+    for queue in queues:
+        await workers.start(queue, add_up)
+    assert await node.job.wait_until_finished(timeout=20) == sum(range(40))
+
+
 async def test_children_in_other_queues_and_back(flow: FlowProducer, workers: Workers) -> None:
     """A tree that goes q1 -> q2 -> q1: q1 is written first, so its leaf may finish before
     its parent in q2 exists; the parent still counts it."""
