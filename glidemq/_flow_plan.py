@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,10 +85,11 @@ def base_of(prefix: str, queue: str) -> str:
     return f"{prefix}:{{{queue}}}:"
 
 
-def plan(flows: Sequence[FlowJob], prefix: str, max_payload: int) -> list[Planned]:
+def plan(flows: Iterable[FlowJob], prefix: str, max_payload: int) -> list[Planned]:
     """Checks and encodes every job of every flow; raises before anything is written."""
-    if isinstance(flows, (str, bytes)) or not isinstance(flows, Sequence):
+    if isinstance(flows, (str, bytes, FlowJob)) or not isinstance(flows, Iterable):
         raise InvalidArgumentError("flows must be a sequence of FlowJob")
+    flows = list(flows)
     seen_objects: set[int] = set()
     seen_ids: set[tuple[str, str]] = set()
     roots: list[Planned] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -68,7 +68,7 @@ class FlowProducer:
         (node,) = await self.add_bulk([flow])
         return node
 
-    async def add_bulk(self, flows: Sequence[FlowJob]) -> list[JobNode]:
+    async def add_bulk(self, flows: Iterable[FlowJob]) -> list[JobNode]:
         """Adds several trees; nothing is written unless every job of every tree is valid."""
         roots = plan(flows, self.prefix, self.max_payload_size)
         jobs: dict[int, Job] = {}
