@@ -17,6 +17,7 @@ from .errors import (
     UnrecoverableError,
 )
 from .events import QueueEvent, QueueEvents
+from .flow import FlowJob, FlowProducer, JobNode
 from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff, Dedup, RateLimit
@@ -35,11 +36,14 @@ __all__ = [
     "Durability",
     "Dedup",
     "DurabilityError",
+    "FlowJob",
+    "FlowProducer",
     "GlideMQError",
     "Health",
     "InvalidArgumentError",
     "Job",
     "JobFailedError",
+    "JobNode",
     "NodeHealth",
     "Queue",
     "QueueEvent",

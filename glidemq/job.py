@@ -10,6 +10,8 @@ from typing import Any
 from . import _validate as check
 from ._codec import hash_to_dict, pack, unpack
 from ._context import QueueContext
+from ._flow_outbox import remove_job
+from ._flow_read import children_outcomes
 from ._waiter import recent_outcome
 from .errors import GlideMQError, InvalidArgumentError, JobFailedError
 
@@ -151,7 +153,7 @@ class Job:
 
     async def remove(self) -> bool:
         """Deletes the job (not while it is active); False if it does not exist or is active."""
-        return bool(await self._ctx.call("remove", [self.id]) == 1)
+        return await remove_job(self._ctx, self.id)
 
     async def retry(self) -> None:
         """Moves a failed or completed job back to waiting, with its attempts reset."""
@@ -164,6 +166,14 @@ class Job:
         result = await self._ctx.call("promote", [self.id])
         if result != 1:
             raise GlideMQError(f"job {self.id} is {'missing' if result == 0 else 'not delayed'}")
+
+    async def get_children_values(self) -> dict[str, Any]:
+        """Return values of this job's completed children, by child key ``"<prefix>:<queue>:<id>"``."""
+        return (await children_outcomes(self._ctx, self.id))[0]
+
+    async def get_failed_children(self) -> dict[str, str]:
+        """Failure reasons of this job's children that failed for good, by child key."""
+        return (await children_outcomes(self._ctx, self.id))[1]
 
     async def refresh(self) -> bool:
         """Reloads every field from the server; False if the job no longer exists."""

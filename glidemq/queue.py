@@ -12,6 +12,7 @@ from . import _validate as check
 from ._adds import AddBatcher, Written, chunks, write
 from ._client import Client
 from ._context import QueueContext
+from ._flow_outbox import remove_job
 from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
@@ -187,7 +188,6 @@ class Queue:
             check.state(state, STATES)
         check.integer(start, "start", minimum=-(2**62))
         check.integer(end, "end", minimum=-(2**62))
-        names = [state for state in names if state != "waiting-children"]
         if len(names) == 1:
             reply = await self._ctx.call("get_ids", [names[0], start, end])
             selected = [i.decode() for i in reply]
@@ -205,10 +205,10 @@ class Queue:
 
     async def get_job_counts(self) -> dict[str, int]:
         """Jobs per state: waiting, active, delayed, completed, failed, waiting-children, paused."""
-        waiting, active, delayed, completed, failed, paused = await self._ctx.call("counts", [])
+        waiting, active, delayed, completed, failed, paused, waiting_children = await self._ctx.call("counts", [])
         return {
             "waiting": waiting, "active": active, "delayed": delayed, "completed": completed,
-            "failed": failed, "waiting-children": 0, "paused": waiting if paused else 0,
+            "failed": failed, "waiting-children": waiting_children, "paused": waiting if paused else 0,
         }
 
     async def count(self) -> int:
@@ -268,7 +268,7 @@ class Queue:
     async def remove(self, job_id: str) -> bool:
         """Deletes a job that is not active; True if it was removed."""
         check.name(job_id, "job_id")
-        return bool(await self._ctx.call("remove", [job_id]) == 1)
+        return await remove_job(self._ctx, job_id)
 
     async def obliterate(self, *, force: bool = False) -> None:
         """Deletes the queue and all its jobs; refuses while jobs are active unless ``force``."""

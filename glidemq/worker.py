@@ -19,6 +19,7 @@ from ._client import Client
 from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
 from ._dead_letters import deliver
+from ._flow_outbox import OutboxPump
 from ._heartbeat import Heartbeat
 from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
@@ -108,6 +109,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
+        self._outbox: OutboxPump | None = None  # delivers children's outcomes to their parents
         self._running = self._closing = self._paused = self._forced = self._drained = False
 
     def __repr__(self) -> str:
@@ -149,6 +151,11 @@ class Worker:
         )
         heartbeat.start()
         dead_letter_task = self._start_dead_letters()
+        self._outbox = OutboxPump(
+            self._ctx, interval=self.stalled_interval, claim_ms=int(self._lock_ms),
+            on_error=lambda exc: self._events.emit("error", exc),
+        )
+        self._outbox.start()
         try:
             while True:
                 try:
@@ -159,6 +166,7 @@ class Worker:
                     await self._events.emit("error", exc)
                     await self._sleep_or_wake(ERROR_PAUSE_MAX)
         finally:
+            await self._outbox.stop()
             heartbeat.stop()
             await asyncio.to_thread(heartbeat.join)
             await self._stop_dead_letters(dead_letter_task)
@@ -323,8 +331,11 @@ class Worker:
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished), self._take_options]
-        now_ms, next_delay, statuses, records, limited = await self._ctx.client.fcall("take", self._ctx.base, args)
+        reply = await self._ctx.client.fcall("take", self._ctx.base, args)
+        now_ms, next_delay, statuses, records, limited, notified = reply
         self._limit_wait = limited / 1000
+        if notified and self._outbox is not None:
+            self._outbox.kick()
         for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
@@ -430,6 +441,8 @@ class Worker:
             self._loop.call_soon_threadsafe(self._dead_letter_due.set)
         for job_id in recovered + failed:
             self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
+        if failed and self._outbox is not None:
+            self._loop.call_soon_threadsafe(self._outbox.kick)
         if failed and self._events.has("failed"):
             asyncio.run_coroutine_threadsafe(self._report_stall_failures(failed), self._loop)
 

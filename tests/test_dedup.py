@@ -147,3 +147,11 @@ async def test_bad_dedup_option_writes_nothing(queue: glidemq.Queue, raw: GlideC
     assert await keyspace(raw, queue.name) == before
 
 
+
+
+async def test_flow_jobs_refuse_deduplication(url: str, qname: str) -> None:
+    async with glidemq.FlowProducer(connection=url) as flow:
+        with pytest.raises(glidemq.InvalidArgumentError):
+            await flow.add(glidemq.FlowJob("p", qname, children=[
+                glidemq.FlowJob("c", qname, deduplication=glidemq.Dedup("x")),
+            ]))

@@ -59,6 +59,46 @@ local function seq(base)
   return redis.call('INCR', base .. 'seq')
 end
 
+-- Flows (parent and children). A parent waits in state 'waiting-children' (zset
+-- 'waiting-children' in the order written) with the keys of its pending children in the set
+-- 'pend:<id>'; its children's outcomes land in the hashes 'cv:<id>' (return values) and
+-- 'cf:<id>' (failure reasons), keyed by the child's key "<prefix>:<queue>:<id>". A child
+-- holds its parent in field 'pp' (parent's key base .. parent id). Its terminal transition
+-- appends a notification to the outbox of its own queue (zset 'ob' of entry ids by the time
+-- they are due, hash 'obv' of the entries); a worker delivers it to the parent's queue
+-- (flow_deliver, idempotent) and acknowledges it (flow_ack). An entry whose claim ran out
+-- (the worker died) is claimed again by any worker of the queue.
+local FLOW_EARLY_TTL = 86400
+local outbox_added = 0  -- notifications written by the current call
+-- Whether this queue holds children (meta field 'fc', set when the first child is written):
+-- looked up once per call, so jobs of queues without children pay no per-job command.
+local has_children = nil
+
+local function flow_begin()
+  outbox_added = 0
+  has_children = nil
+end
+
+local function flow_child_key(base, id)
+  return (string.gsub(base, '[{}]', '')) .. id
+end
+
+-- kind: c(ompleted, payload = return value), f(ailed for good, payload = reason), r(emoved).
+local function flow_outbox_push(base, parent, ckey, kind, payload)
+  local pbase, pid = string.match(parent, '^(.*:)([^:]*)$')
+  local eid = tostring(seq(base))
+  redis.call('HSET', base .. 'obv', eid, cmsgpack.pack({pbase, pid, ckey, kind, payload}))
+  redis.call('ZADD', base .. 'ob', 0, eid)
+  outbox_added = outbox_added + 1
+end
+
+local function flow_notify(base, id, kind, payload)
+  if has_children == nil then has_children = redis.call('HGET', base .. 'meta', 'fc') == '1' end
+  if not has_children then return end
+  local pp = redis.call('HGET', base .. 'j:' .. id, 'pp')
+  if pp then flow_outbox_push(base, pp, flow_child_key(base, id), kind, payload) end
+end
+
 -- Active jobs are members "<id>:<token>" of the active set: removing that exact member is
 -- what ends an activation, so a worker holding an old token is fenced off.
 local function lease(id, token)
@@ -85,7 +125,8 @@ local function schedule(base, id, due)
 end
 
 local function delete_job(base, id)
-  redis.call('DEL', base .. 'j:' .. id, base .. 'l:' .. id)
+  redis.call('DEL', base .. 'j:' .. id, base .. 'l:' .. id,
+    base .. 'pend:' .. id, base .. 'cv:' .. id, base .. 'cf:' .. id)  -- flow_: a parent's children
 end
 
 -- Keep only the `keep` newest members of a finished set (keep < 0: keep all).
@@ -151,6 +192,7 @@ local function dead_letter(base, id, am, reason, now_s)
 end
 
 local function fail_for_good(base, id, am, reason, stack, keep, now_s)
+  flow_notify(base, id, 'f', reason)
   emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
   if dead_letters then dead_letter(base, id, am, reason, now_s) end
   finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
@@ -182,6 +224,7 @@ local function finish_one(base, f, now, now_s)
   local kind, am = f[3], f[7]
   if kind == 'c' then
     emit(base, 'completed', id, 'return_value', f[4])
+    flow_notify(base, id, 'c', f[4])
     finish(base, id, 'completed', f[8], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
     return 1
   elseif kind == 'r' then
@@ -329,7 +372,7 @@ local function take(keys, args)
   local packed = ''
   if #jobs > 0 then packed = cmsgpack.pack(jobs) end
   if delay == 0 then delay = next_delay(base, now) end
-  return {now, delay, results, packed, limited}
+  return {now, delay, results, packed, limited, outbox_added}
 end
 
 -- The job an add with deduplication id `did` must yield to, or nil. A key with a ttl
@@ -491,6 +534,7 @@ local function counts(keys, args)
     redis.call('ZCARD', base .. 'completed'),
     redis.call('ZCARD', base .. 'failed'),
     redis.call('HGET', base .. 'meta', 'paused') == '1' and 1 or 0,
+    redis.call('ZCARD', base .. 'waiting-children'),  -- flow_
   }
 end
 
@@ -555,22 +599,24 @@ end
 local function unlink(base, id, state)
   if state == 'waiting' then
     if redis.call('LREM', base .. 'wait', 1, id) == 0 then redis.call('ZREM', base .. 'prio', id) end
-  elseif state == 'delayed' or state == 'completed' or state == 'failed' then
+  elseif state == 'delayed' or state == 'completed' or state == 'failed' or state == 'waiting-children' then
     redis.call('ZREM', base .. state, id)
   end
 end
 
--- remove(id): 1 removed, 0 unknown, -1 active (refused).
+-- remove(id): 1 removed (2: and its parent notified), 0 unknown, -1 active (refused).
 local function remove(keys, args)
   local base = keys[1]
   local id = args[1]
   local state = redis.call('HGET', base .. 'j:' .. id, 's')
   if not state then return 0 end
   if state == 'active' then return -1 end
+  if state ~= 'completed' and state ~= 'failed' then flow_notify(base, id, 'r', '') end
   unlink(base, id, state)
   release_dedup(base, id)
   delete_job(base, id)
   emit(base, 'removed', id, 'prev', state)
+  if outbox_added > 0 then return 2 end  -- flow_: a parent was notified
   return 1
 end
 
@@ -947,7 +993,7 @@ local function obliterate(keys, args)
   local base = keys[1]
   if args[1] ~= '1' and redis.call('ZCARD', base .. 'active') > 0 then return -1 end
   local budget = tonumber(args[2])
-  for _, set in ipairs({'wait', 'prio', 'delayed', 'active', 'completed', 'failed'}) do
+  for _, set in ipairs({'wait', 'prio', 'delayed', 'active', 'completed', 'failed', 'waiting-children'}) do
     local key = base .. set
     while budget > 0 do
       local ids
@@ -966,13 +1012,13 @@ local function obliterate(keys, args)
     end
   end
   local left = 0
-  for _, set in ipairs({'prio', 'delayed', 'active', 'completed', 'failed'}) do
+  for _, set in ipairs({'prio', 'delayed', 'active', 'completed', 'failed', 'waiting-children'}) do
     left = left + redis.call('ZCARD', base .. set)
   end
   left = left + redis.call('LLEN', base .. 'wait') + drop_schedulers(base, 1000)
   if left == 0 then
     redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker',
-      base .. 'limiter', base .. 'dlq')
+      base .. 'limiter', base .. 'dlq', base .. 'ob', base .. 'obv')  -- flow_ outbox
   end
   return left
 end
@@ -1008,6 +1054,204 @@ local function ack_dead_letters(keys, args)
   return n
 end
 
+-- Flows: writing trees, delivering children's outcomes to their parents ----------------
+
+-- The last pending child is in: the parent goes to waiting (or delayed, by its own delay).
+local function flow_release(base, id, now)
+  local jk = base .. 'j:' .. id
+  redis.call('ZREM', base .. 'waiting-children', id)
+  local f = redis.call('HMGET', jk, 'p', 'lf', 'dl')
+  local delay = tonumber(f[3] or '0')
+  if delay > 0 then
+    redis.call('HSET', jk, 's', 'delayed')
+    schedule(base, id, now + delay)
+    emit(base, 'delayed', id, 'delay', now + delay)
+  else
+    redis.call('HSET', jk, 's', 'waiting')
+    enqueue(base, id, tonumber(f[1] or '0'), f[2] == '1')
+    emit(base, 'waiting', id)
+  end
+  wake(base)
+end
+
+-- One child of a parent in 'waiting-children' is done; a failed one fails the parent unless
+-- the parent ignores failures ('ic'). Idempotent: a child counts once.
+local function flow_child_done(base, id, ckey, failed, reason, now)
+  local pend = base .. 'pend:' .. id
+  if redis.call('SREM', pend, ckey) == 0 then return end
+  local jk = base .. 'j:' .. id
+  if failed and redis.call('HGET', jk, 'ic') ~= '1' then
+    redis.call('ZREM', base .. 'waiting-children', id)
+    redis.call('DEL', pend)
+    local f = redis.call('HMGET', jk, 'am', 'rf')
+    fail_for_good(base, id, f[1] or '0', 'child ' .. ckey .. ' failed: ' .. reason, '',
+      tonumber(f[2] or '-1'), tostring(now))
+  elseif redis.call('SCARD', pend) == 0 then
+    flow_release(base, id, now)
+  end
+end
+
+-- A new parent: its pending children, then the children that finished before it was written
+-- (their queue was written first and they ran at once).
+local function flow_wait_children(base, id, j, now)
+  local pend = base .. 'pend:' .. id
+  for i = 14, #j, 1000 do redis.call('SADD', pend, unpack(j, i, math.min(i + 999, #j))) end
+  redis.call('ZADD', base .. 'waiting-children', seq(base), id)  -- in the order written
+  emit(base, 'waiting-children', id)
+  local early = base .. 'pre:' .. id
+  if redis.call('EXISTS', early) == 0 then return end
+  redis.call('PERSIST', base .. 'cv:' .. id)
+  redis.call('PERSIST', base .. 'cf:' .. id)
+  for _, ckey in ipairs(redis.call('SMEMBERS', early)) do
+    local reason = redis.call('HGET', base .. 'cf:' .. id, ckey)
+    flow_child_done(base, id, ckey, reason ~= false, reason or '', now)
+  end
+  redis.call('DEL', early)
+end
+
+-- An existing job named as a child keeps its state; a job without a parent is adopted
+-- (and reports at once if it already finished), one with another parent is refused.
+local function flow_adopt(base, id, parent)
+  local jk = base .. 'j:' .. id
+  local f = redis.call('HMGET', jk, 'pp', 's', 'rv', 'fr')
+  if f[1] == parent then return end
+  if f[1] then
+    flow_outbox_push(base, parent, flow_child_key(base, id), 'f', 'job ' .. id .. ' already has another parent')
+    return
+  end
+  redis.call('HSET', jk, 'pp', parent)
+  redis.call('HSET', base .. 'meta', 'fc', '1')
+  has_children = true
+  if f[2] == 'completed' then flow_notify(base, id, 'c', f[3] or '') end
+  if f[2] == 'failed' then flow_notify(base, id, 'f', f[4] or '') end
+end
+
+-- flow_add(jobs): writes the jobs of one or more trees that live in this queue, in one call.
+-- `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts, backoff,
+-- timeout_ms, lifo, rc, rf, parent (parent base .. parent id, or ''), ignore child failures
+-- ('1'/'0'), child key...}, numbers as decimal strings. A job whose id exists is left as it is.
+-- Returns {now, notifications written, created (1/0) per job}.
+local function flow_add(keys, args)
+  local base = keys[1]
+  local now = now_ms()
+  local now_s = tostring(now)
+  local created = {}
+  for i, j in ipairs(cmsgpack.unpack(args[1])) do
+    local id = j[1]
+    local jk = base .. 'j:' .. id
+    created[i] = 0
+    if redis.call('EXISTS', jk) == 0 then
+      created[i] = 1
+      local delay, parent = tonumber(j[4]), j[12]
+      local state = 'waiting'
+      if #j > 13 then state = 'waiting-children' elseif delay > 0 then state = 'delayed' end
+      local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
+      for _, opt in ipairs(OPTIONAL_FIELDS) do
+        local value = j[opt[2]]
+        if value ~= opt[3] then
+          fields[#fields + 1] = opt[1]
+          fields[#fields + 1] = value
+        end
+      end
+      if parent ~= '' then
+        fields[#fields + 1] = 'pp'
+        fields[#fields + 1] = parent
+        redis.call('HSET', base .. 'meta', 'fc', '1')
+        has_children = true
+      end
+      if j[13] == '1' then
+        fields[#fields + 1] = 'ic'
+        fields[#fields + 1] = '1'
+      end
+      redis.call('HSET', jk, unpack(fields))
+      emit(base, 'added', id, 'name', j[2])
+      if #j > 13 then
+        flow_wait_children(base, id, j, now)
+      elseif delay > 0 then
+        schedule(base, id, now + delay)
+        emit(base, 'delayed', id, 'delay', now + delay)
+      else
+        enqueue(base, id, tonumber(j[5]), j[9] == '1')
+      end
+    elseif j[12] ~= '' then
+      flow_adopt(base, id, j[12])
+    end
+  end
+  wake(base)
+  local out = {now, outbox_added}
+  for _, c in ipairs(created) do out[#out + 1] = c end
+  return out
+end
+
+-- flow_deliver(entry...): records children's outcomes at their parents in this queue; each
+-- entry is an outbox entry {parent base, parent id, child key, kind, payload}. Idempotent.
+-- Returns how many notifications it wrote to this queue's outbox (failed parents' parents).
+local function flow_deliver(keys, args)
+  local base = keys[1]
+  local now = now_ms()
+  for _, blob in ipairs(args) do
+    local e = cmsgpack.unpack(blob)
+    local id, ckey, kind, payload = e[2], e[3], e[4], e[5]
+    local cv, cf = base .. 'cv:' .. id, base .. 'cf:' .. id
+    if kind == 'c' then
+      redis.call('HSET', cv, ckey, payload)
+      redis.call('HDEL', cf, ckey)
+    elseif kind == 'f' then
+      redis.call('HSET', cf, ckey, payload)
+      redis.call('HDEL', cv, ckey)
+    end
+    local state = redis.call('HGET', base .. 'j:' .. id, 's')
+    if not state then
+      -- the parent's queue is written after the child's (or the parent was removed): kept
+      -- for a while, for the parent to find when it is written
+      local early = base .. 'pre:' .. id
+      redis.call('SADD', early, ckey)
+      for _, key in ipairs({early, cv, cf}) do redis.call('EXPIRE', key, FLOW_EARLY_TTL) end
+    elseif state == 'waiting-children' then
+      flow_child_done(base, id, ckey, kind == 'f', payload, now)
+    end
+  end
+  return outbox_added
+end
+
+-- flow_claim(claim_ms, limit): outbox entries due for delivery, claimed for claim_ms.
+-- Returns {entry id, entry} * n.
+local function flow_claim(keys, args)
+  local base = keys[1]
+  local now = now_ms()
+  local ids = redis.call('ZRANGEBYSCORE', base .. 'ob', '-inf', now, 'LIMIT', 0, tonumber(args[2]))
+  local out = {}
+  if #ids == 0 then return out end
+  local blobs = redis.call('HMGET', base .. 'obv', unpack(ids))
+  local due = tostring(now + tonumber(args[1]))
+  local scores = {}
+  for i, eid in ipairs(ids) do
+    if blobs[i] then
+      out[#out + 1] = eid
+      out[#out + 1] = blobs[i]
+      scores[#scores + 1] = due
+      scores[#scores + 1] = eid
+    else
+      redis.call('ZREM', base .. 'ob', eid)
+    end
+  end
+  if #scores > 0 then redis.call('ZADD', base .. 'ob', unpack(scores)) end
+  return out
+end
+
+-- flow_ack(entry id...): drops delivered outbox entries.
+local function flow_ack(keys, args)
+  local base = keys[1]
+  redis.call('ZREM', base .. 'ob', unpack(args))
+  return redis.call('HDEL', base .. 'obv', unpack(args))
+end
+
+-- flow_children(id): {return values, failure reasons} of a parent's children, as flat hashes.
+local function flow_children(keys, args)
+  local base = keys[1]
+  return {redis.call('HGETALL', base .. 'cv:' .. args[1]), redis.call('HGETALL', base .. 'cf:' .. args[1])}
+end
+
 local ro = {'no-writes'}
 local function reg(name, fn, flags)
   local function call(keys, args)
@@ -1015,6 +1259,7 @@ local function reg(name, fn, flags)
     finished_sets = {}
     dead_letters = false
     dedup_used = true
+    flow_begin()
     local result = fn(keys, args)
     flush_finished(keys[1])
     flush_events()
@@ -1050,3 +1295,8 @@ reg('sched_claim', sched_claim)
 reg('sched_remove', sched_remove)
 reg('sched_repair', sched_repair)
 reg('sched_list', sched_list, ro)
+reg('flow_add', flow_add)
+reg('flow_deliver', flow_deliver)
+reg('flow_claim', flow_claim)
+reg('flow_ack', flow_ack)
+reg('flow_children', flow_children, ro)
