@@ -151,8 +151,6 @@ def test_a_killed_child_retries_or_fails_its_job(url: str, qname: str, how: str)
         failed = q.add("crash", {"how": how}, attempts=1)
         with pytest.raises(glidemq.JobFailedError, match="died"):
             failed.wait_until_finished(timeout=30)
-        after = q.add("cpu-after-crash", {"how": how}, attempts=2)  # the slot has a fresh process
-        assert after.wait_until_finished(timeout=30) == "survived"
         assert q.get_job_counts()["active"] == 0
 
 

@@ -66,26 +66,33 @@ def default_start_method() -> str:
 class ProcessSlots:
     """``size`` child processes; ``run`` waits for a free one and runs one call in it."""
 
-    def __init__(self, size: int, start_method: str | None = None) -> None:
+    def __init__(self, size: int, fn: Callable[[JobSnapshot], Any], start_method: str | None = None) -> None:
         self.size = size
+        self._fn = fn
         self._context = multiprocessing.get_context(start_method or default_start_method())
         self._free: asyncio.Queue[ProcessPoolExecutor] | None = None
         self._all: set[ProcessPoolExecutor] = set()
 
-    def _slot(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(max_workers=1, mp_context=self._context)
-        self._all.add(executor)
-        return executor
-
-    async def run(self, fn: Callable[[JobSnapshot], Any], snapshot: JobSnapshot) -> Any:
-        """``fn(snapshot)`` in a child process; its result, or its exception re-raised here."""
+    def start(self) -> None:
+        """Starts the children now, so that the first jobs do not wait for their imports."""
         if self._free is None:
             self._free = asyncio.Queue()
             for _ in range(self.size):
                 self._free.put_nowait(self._slot())
+
+    def _slot(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(max_workers=1, mp_context=self._context)
+        executor.submit(_warm_up, self._fn)  # the child starts and imports the processor's module
+        self._all.add(executor)
+        return executor
+
+    async def run(self, snapshot: JobSnapshot) -> Any:
+        """The processor called with ``snapshot`` in a child; its result, or its exception re-raised here."""
+        self.start()
+        assert self._free is not None
         slot = await self._free.get()
         try:
-            return await asyncio.wrap_future(slot.submit(fn, snapshot))
+            return await asyncio.wrap_future(slot.submit(self._fn, snapshot))
         except BrokenProcessPool as exc:
             codes = _exit_codes(slot)
             slot = self._replace(slot)
@@ -109,6 +116,10 @@ class ProcessSlots:
             _kill(executor)
         self._all.clear()
         self._free = None
+
+
+def _warm_up(fn: Callable[[JobSnapshot], Any]) -> None:
+    """Runs in a new child: unpickling ``fn`` has imported its module; nothing else to do."""
 
 
 def _processes(executor: ProcessPoolExecutor) -> list[Any]:

@@ -67,7 +67,7 @@ class Worker:
         check.integer(concurrency, "concurrency", minimum=1)
         self.processes = processes
         self._processor = processor
-        self._slots = ProcessSlots(processes, start_method) if processes is not None else None
+        self._slots = ProcessSlots(processes, processor, start_method) if processes is not None else None
         self._threads: ThreadPoolExecutor | None = None
         self._portal = portal()
         self._worker: AsyncWorker = self._portal.run(_build(
@@ -94,7 +94,7 @@ class Worker:
 
     async def _process(self, job: AsyncJob) -> Any:
         if self._slots is not None:
-            return await self._slots.run(self._processor, JobSnapshot.of(job))
+            return await self._slots.run(JobSnapshot.of(job))
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"glidemq-{self.name}")
         loop = asyncio.get_running_loop()
@@ -126,6 +126,8 @@ class Worker:
             self._running = self._portal.submit(self._run())
 
     async def _run(self) -> None:
+        if self._slots is not None:
+            self._slots.start()
         try:
             await self._worker.run()
         finally:
