@@ -1,0 +1,133 @@
+"""glidemq.sync benchmark: producer and worker rates of the synchronous API (run by hand).
+
+    python bench/sync_bench.py [--jobs 5000] [--cpu-jobs 40] [--cpu-n 1000000] [--url URL]
+
+Without ``--url`` it starts an embedded Valkey. Scenarios: sequential ``add`` from one
+thread (and the async API's sequential awaits for reference), ``add`` from 8 threads sharing
+one Queue, a thread-pool worker (concurrency 8) over no-op jobs, and a CPU-bound job (sum of
+squares) with 4 threads (GIL-bound) against process pools of 1 and 2 processes. Every
+scenario uses a fresh queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import glidemq
+from glidemq.sync import Queue, Worker
+from glidemq.testing import EmbeddedValkey
+
+
+def noop(job: Any) -> None:
+    """A job that does nothing."""
+
+
+def cpu(job: Any) -> int:
+    """A CPU-bound job: the sum of squares below ``job.data``."""
+    return sum(i * i for i in range(job.data))
+
+
+def rate(jobs: int, seconds: float) -> str:
+    return f"{jobs / seconds:10.0f} jobs/s  ({jobs} jobs in {seconds:.2f}s)"
+
+
+def add_sequential(url: str, jobs: int) -> float:
+    with Queue(f"sb{uuid.uuid4().hex[:8]}", connection=url) as q:
+        started = time.perf_counter()
+        for i in range(jobs):
+            q.add("n", i)
+        elapsed = time.perf_counter() - started
+        q.obliterate(force=True)
+    return elapsed
+
+
+def add_async_reference(url: str, jobs: int) -> float:
+    """The same sequential adds with the async API, for comparison."""
+    async def run() -> float:
+        async with glidemq.Queue(f"sb{uuid.uuid4().hex[:8]}", connection=url) as q:
+            started = time.perf_counter()
+            for i in range(jobs):
+                await q.add("n", i)
+            elapsed = time.perf_counter() - started
+            await q.obliterate(force=True)
+        return elapsed
+
+    return asyncio.run(run())
+
+
+def add_threaded(url: str, jobs: int, threads: int = 8) -> float:
+    with Queue(f"sb{uuid.uuid4().hex[:8]}", connection=url) as q, ThreadPoolExecutor(threads) as pool:
+        per_thread = jobs // threads
+        started = time.perf_counter()
+        list(pool.map(lambda _: [q.add("n", i) for i in range(per_thread)], range(threads)))
+        elapsed = time.perf_counter() - started
+        q.obliterate(force=True)
+    return elapsed
+
+
+def process(url: str, jobs: int, processor: Callable[[Any], Any], data: Any, **worker_options: Any) -> float:
+    """Seconds from the first job's start until the worker has finished ``jobs`` jobs added beforehand
+    (process start-up is not counted)."""
+    name = f"sb{uuid.uuid4().hex[:8]}"
+    with Queue(name, connection=url) as q:
+        for start in range(0, jobs, 500):
+            q.add_bulk([("j", data) for _ in range(min(500, jobs - start))])
+        done = threading.Event()
+        finished = 0
+        worker = Worker(name, processor, connection=url, **worker_options)
+
+        def count(*_: Any) -> None:
+            nonlocal finished
+            finished += 1
+            if finished == jobs:
+                done.set()
+
+        started = 0.0
+
+        def first(*_: Any) -> None:
+            nonlocal started
+            started = started or time.perf_counter()
+
+        worker.async_worker.on("completed", count)  # counted on the loop: no thread per event
+        worker.async_worker.on("active", first)
+        with worker:
+            done.wait()
+            elapsed = time.perf_counter() - started
+        q.obliterate(force=True)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url")
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--cpu-jobs", type=int, default=40)
+    parser.add_argument("--cpu-n", type=int, default=1_000_000)
+    args = parser.parse_args()
+    server = None if args.url else EmbeddedValkey().start()
+    url = args.url or server.url  # type: ignore[union-attr]
+    try:
+        jobs = args.jobs
+        print(f"add, 1 thread            {rate(jobs, add_sequential(url, jobs))}")
+        print(f"async add, sequential    {rate(jobs, add_async_reference(url, jobs))}  (reference)")
+        print(f"add, 8 threads           {rate(jobs, add_threaded(url, jobs))}")
+        print(f"worker, 8 threads, no-op {rate(jobs, process(url, jobs, noop, None, concurrency=8))}")
+        cpu_jobs, n = args.cpu_jobs, args.cpu_n
+        print(f"cpu job, 4 threads       {rate(cpu_jobs, process(url, cpu_jobs, cpu, n, concurrency=4))}")
+        for processes in (1, 2):
+            elapsed = process(url, cpu_jobs, cpu, n, processes=processes)
+            print(f"cpu job, {processes} process{'es' if processes > 1 else '  '}      {rate(cpu_jobs, elapsed)}")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
