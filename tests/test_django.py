@@ -21,7 +21,8 @@ from glidemq.sync import Queue, Worker
 from glidemq.testing import EmbeddedValkey
 
 try:
-    from django.tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
+    from django.tasks.exceptions import InvalidTask as InvalidTaskError
+    from django.tasks.exceptions import TaskResultDoesNotExist
 except ImportError:
     from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
 

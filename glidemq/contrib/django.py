@@ -24,15 +24,13 @@ from django.utils import timezone as django_timezone
 from django.utils.module_loading import import_string
 
 try:  # Django 6
-    from django.tasks import TaskResult, TaskResultStatus
     from django.tasks.backends.base import BaseTaskBackend
-    from django.tasks.base import TaskContext, TaskError
+    from django.tasks.base import TaskContext, TaskError, TaskResult, TaskResultStatus
     from django.tasks.exceptions import TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued
 except ImportError:  # the django-tasks package: the same framework for Django 4.2 and 5
-    from django_tasks import TaskResult, TaskResultStatus
     from django_tasks.backends.base import BaseTaskBackend
-    from django_tasks.base import TaskContext, TaskError
+    from django_tasks.base import TaskContext, TaskError, TaskResult, TaskResultStatus
     from django_tasks.exceptions import TaskResultDoesNotExist
     from django_tasks.signals import task_enqueued
 
