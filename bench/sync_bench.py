@@ -72,16 +72,17 @@ def add_threaded(url: str, jobs: int, threads: int = 8) -> float:
     return elapsed
 
 
-def process(url: str, jobs: int, processor: Callable[[Any], Any], data: Any, **worker_options: Any) -> float:
-    """Seconds from the first job's start until the worker has finished ``jobs`` jobs added beforehand
-    (process start-up is not counted)."""
+def process(url: str, jobs: int, processor: Callable[[Any], Any], data: Any, warm_data: Any,
+            **worker_options: Any) -> float:
+    """Seconds for a running worker to finish ``jobs`` jobs; its threads or child processes have
+    run a job each before, so start-up is not counted."""
     name = f"sb{uuid.uuid4().hex[:8]}"
-    with Queue(name, connection=url) as q:
-        for start in range(0, jobs, 500):
-            q.add_bulk([("j", data) for _ in range(min(500, jobs - start))])
+    with Queue(name, connection=url) as q, Worker(name, processor, connection=url, **worker_options) as worker:
+        warm = q.add_bulk([("warm", warm_data) for _ in range(worker.concurrency)])
+        for job in warm:
+            job.wait_until_finished(timeout=120)
         done = threading.Event()
         finished = 0
-        worker = Worker(name, processor, connection=url, **worker_options)
 
         def count(*_: Any) -> None:
             nonlocal finished
@@ -89,17 +90,15 @@ def process(url: str, jobs: int, processor: Callable[[Any], Any], data: Any, **w
             if finished == jobs:
                 done.set()
 
-        started = 0.0
-
-        def first(*_: Any) -> None:
-            nonlocal started
-            started = started or time.perf_counter()
-
+        worker.pause()
         worker.async_worker.on("completed", count)  # counted on the loop: no thread per event
-        worker.async_worker.on("active", first)
-        with worker:
-            done.wait()
-            elapsed = time.perf_counter() - started
+        for start in range(0, jobs, 500):
+            q.add_bulk([("j", data) for _ in range(min(500, jobs - start))])
+        started = time.perf_counter()
+        worker.resume()
+        done.wait()
+        elapsed = time.perf_counter() - started
+        worker.close()
         q.obliterate(force=True)
     return elapsed
 
@@ -118,11 +117,11 @@ def main() -> None:
         print(f"add, 1 thread            {rate(jobs, add_sequential(url, jobs))}")
         print(f"async add, sequential    {rate(jobs, add_async_reference(url, jobs))}  (reference)")
         print(f"add, 8 threads           {rate(jobs, add_threaded(url, jobs))}")
-        print(f"worker, 8 threads, no-op {rate(jobs, process(url, jobs, noop, None, concurrency=8))}")
+        print(f"worker, 8 threads, no-op {rate(jobs, process(url, jobs, noop, None, None, concurrency=8))}")
         cpu_jobs, n = args.cpu_jobs, args.cpu_n
-        print(f"cpu job, 4 threads       {rate(cpu_jobs, process(url, cpu_jobs, cpu, n, concurrency=4))}")
+        print(f"cpu job, 4 threads       {rate(cpu_jobs, process(url, cpu_jobs, cpu, n, 1, concurrency=4))}")
         for processes in (1, 2):
-            elapsed = process(url, cpu_jobs, cpu, n, processes=processes)
+            elapsed = process(url, cpu_jobs, cpu, n, 1, processes=processes)
             print(f"cpu job, {processes} process{'es' if processes > 1 else '  '}      {rate(cpu_jobs, elapsed)}")
     finally:
         if server is not None:
