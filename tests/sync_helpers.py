@@ -34,6 +34,14 @@ def sleepy(job: Any) -> str:
     return "slept"
 
 
+def sleepy_with_pid(job: JobSnapshot) -> str:
+    """Writes its pid to ``job.data["pid_file"]``, then sleeps ``job.data["sleep"]`` seconds."""
+    with open(job.data["pid_file"], "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(job.data["sleep"])
+    return "slept"
+
+
 def snapshot_fields(job: JobSnapshot) -> dict[str, Any]:
     """What the child sees of its job."""
     return {"id": job.id, "name": job.name, "queue": job.queue_name, "data": job.data,

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,46 @@ def test_a_timed_out_job_stops_its_child(url: str, qname: str) -> None:
             slow.wait_until_finished(timeout=30)
         quick = q.add("quick", {"sleep": 0})
         assert quick.wait_until_finished(timeout=30) == "slept"
+
+
+def test_forced_close_puts_the_job_back_and_kills_its_child(url: str, qname: str, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    worker = Worker(qname, sync_helpers.sleepy_with_pid, connection=url, processes=1)
+    thread = running(worker)
+    with Queue(qname, connection=url) as q:
+        job = q.add("long", {"sleep": 60, "pid_file": str(pid_file)}, attempts=1)
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        worker.close(timeout=0.2)
+        thread.join(10)
+        assert not thread.is_alive()
+        assert job.get_state() == "waiting"
+        fresh = q.get_job(job.id)
+        assert fresh is not None and fresh.attempts_made == 0 and fresh.failed_reason is None
+    child = int(pid_file.read_text())
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, f"the child {child} still runs"
+        time.sleep(0.05)
+
+
+def test_pause_resume_and_more_jobs_than_processes(url: str, qname: str) -> None:
+    worker = Worker(qname, sync_helpers.cpu, connection=url, processes=1, concurrency=3)
+    assert worker.concurrency == 3 and worker.processes == 1
+    completed: list[str] = []
+    worker.on("completed", lambda job, result: completed.append(job.id))
+    with Queue(qname, connection=url) as q, worker:
+        worker.pause()
+        jobs = q.add_bulk([("cpu", {"n": 10}) for _ in range(5)])
+        assert all(j.get_state() == "waiting" for j in jobs)
+        worker.resume()
+        assert [j.wait_until_finished(timeout=30)["sum"] for j in jobs] == [285] * 5
+    assert sorted(completed) == sorted(j.id for j in jobs)
 
 
 def test_sigterm_finishes_the_active_job_then_run_returns(url: str, qname: str) -> None:
