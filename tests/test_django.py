@@ -121,6 +121,13 @@ def test_bad_calls(tasks: ModuleType, queue_: Queue) -> None:
             tasks.add.get_result(missing)
 
 
+async def test_aenqueue_from_async_code(tasks: ModuleType, queue_: Queue) -> None:
+    result = await tasks.add.aenqueue(5, 6)
+    job = queue_.get_job(result.id.partition(":")[2])
+    assert job is not None and job.data["args"] == [5, 6]
+    assert (await tasks.add.aget_result(result.id)).status == "READY"
+
+
 def test_the_cli_runs_django_tasks(tasks: ModuleType, url: str, queue_: Queue) -> None:
     result = tasks.add.enqueue(40, 2)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

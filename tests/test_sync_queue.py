@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -161,3 +162,29 @@ def test_a_forked_child_gets_its_own_loop(url: str, qname: str) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert sorted(j.name for j in q.get_jobs("waiting")) == ["before-fork", "from-child"]
+
+
+@pytest.mark.parametrize(("sync_class", "async_class"), [(Queue, glidemq.Queue), (Job, glidemq.Job)])
+def test_every_async_method_has_a_blocking_twin(
+    url: str, qname: str, sync_class: type, async_class: type
+) -> None:
+    with Queue(qname, connection=url) as q:
+        instance = q if sync_class is Queue else q.add("probe")
+        for name, method in inspect.getmembers(async_class, inspect.iscoroutinefunction):
+            if name.startswith("_"):
+                continue
+            twin = getattr(instance, name)
+            assert callable(twin) and not inspect.iscoroutinefunction(twin), name
+            own = getattr(sync_class, name, None)
+            if own is None:
+                continue  # reached through __getattr__: the async method's own signature applies
+            sync_params = inspect.signature(own).parameters
+            takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sync_params.values())
+            for param in inspect.signature(method).parameters.values():
+                if param.name == "self" or param.kind is inspect.Parameter.VAR_KEYWORD:
+                    continue
+                assert param.name in sync_params or (takes_any and param.kind is inspect.Parameter.KEYWORD_ONLY), (
+                    f"{sync_class.__name__}.{name} lacks {param.name!r}"
+                )
+                if param.name in sync_params:
+                    assert sync_params[param.name].default == param.default, f"{name}({param.name}=...)"
