@@ -38,26 +38,27 @@ def rate(jobs: int, seconds: float) -> str:
     return f"{jobs / seconds:10.0f} jobs/s  ({jobs} jobs in {seconds:.2f}s)"
 
 
-def add_sequential(url: str, jobs: int) -> float:
+def add_sequential(url: str, jobs: int) -> tuple[float, float]:
+    """Seconds and this process's CPU seconds (every thread) for ``jobs`` sequential adds."""
     with Queue(f"sb{uuid.uuid4().hex[:8]}", connection=url) as q:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(jobs):
             q.add("n", i)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu_started
         q.obliterate(force=True)
-    return elapsed
+    return elapsed, cpu_used
 
 
-def add_async_reference(url: str, jobs: int) -> float:
+def add_async_reference(url: str, jobs: int) -> tuple[float, float]:
     """The same sequential adds with the async API, for comparison."""
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         async with glidemq.Queue(f"sb{uuid.uuid4().hex[:8]}", connection=url) as q:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for i in range(jobs):
                 await q.add("n", i)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu_started
             await q.obliterate(force=True)
-        return elapsed
+        return elapsed, cpu_used
 
     return asyncio.run(run())
 
@@ -114,8 +115,11 @@ def main() -> None:
     url = args.url or server.url  # type: ignore[union-attr]
     try:
         jobs = args.jobs
-        print(f"add, 1 thread            {rate(jobs, add_sequential(url, jobs))}")
-        print(f"async add, sequential    {rate(jobs, add_async_reference(url, jobs))}  (reference)")
+        elapsed, cpu_used = add_sequential(url, jobs)
+        print(f"add, 1 thread            {rate(jobs, elapsed)}  client CPU {cpu_used / jobs * 1e6:.0f} us/job")
+        elapsed, cpu_used = add_async_reference(url, jobs)
+        print(f"async add, sequential    {rate(jobs, elapsed)}  client CPU {cpu_used / jobs * 1e6:.0f} us/job"
+              "  (reference)")
         print(f"add, 8 threads           {rate(jobs, add_threaded(url, jobs))}")
         print(f"worker, 8 threads, no-op {rate(jobs, process(url, jobs, noop, None, None, concurrency=8))}")
         cpu_jobs, n = args.cpu_jobs, args.cpu_n
