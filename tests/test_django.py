@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -108,6 +109,24 @@ def test_priority_and_run_after_map_to_job_options(tasks: ModuleType, queue_: Qu
     assert jobs[urgent.id].priority < jobs[plain.id].priority
     assert [j.id for j in queue_.get_jobs("waiting")] == [jobs[urgent.id].id, jobs[plain.id].id]
     assert jobs[later.id].get_state() == "delayed" and 290 < jobs[later.id].delay <= 300
+
+
+def test_threads_share_one_queue_per_name(tasks: ModuleType, queue_: Queue) -> None:
+    from glidemq.contrib.django import GlideMQBackend
+
+    backends: list[GlideMQBackend] = []
+
+    def enqueue() -> None:
+        backends.append(tasks.add.get_backend())
+        tasks.add.enqueue(1, 1)
+
+    threads = [threading.Thread(target=enqueue) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(b.queue(QUEUE)) for b in backends}) == 1
+    assert queue_.count() == 4
 
 
 def test_bad_calls(tasks: ModuleType, queue_: Queue) -> None:

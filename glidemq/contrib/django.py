@@ -44,6 +44,9 @@ STATUS_OF_STATE = {
 
 __all__ = ["GlideMQBackend", "process"]
 
+_queues: dict[tuple[str | None, str, str], Queue] = {}
+_queues_lock = threading.Lock()
+
 
 class GlideMQBackend(BaseTaskBackend):  # type: ignore[misc]
     """Enqueues Django tasks as glidemq jobs; results are read back from the jobs.
@@ -63,15 +66,17 @@ class GlideMQBackend(BaseTaskBackend):  # type: ignore[misc]
         self.connection: str | None = self.options.get("CONNECTION")
         self.prefix: str = self.options.get("PREFIX", "glidemq")
         self.job_options: dict[str, Any] = dict(self.options.get("JOB_OPTIONS", {}))
-        self._queues: dict[str, Queue] = {}
-        self._lock = threading.Lock()
 
     def queue(self, name: str) -> Queue:
-        """The glidemq queue behind a Django queue name (one shared instance per backend)."""
-        with self._lock:
-            if name not in self._queues:
-                self._queues[name] = Queue(name, connection=self.connection, prefix=self.prefix)
-            return self._queues[name]
+        """The glidemq queue behind a Django queue name.
+
+        Django makes a backend per thread; the queues (and their connections) are shared by all.
+        """
+        key = (self.connection, self.prefix, name)
+        with _queues_lock:
+            if key not in _queues:
+                _queues[key] = Queue(name, connection=self.connection, prefix=self.prefix)
+            return _queues[key]
 
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         """Adds the task as a job: its dotted path, args and kwargs are the job's data."""
