@@ -42,6 +42,13 @@ def sleepy_with_pid(job: JobSnapshot) -> str:
     return "slept"
 
 
+def report(job: JobSnapshot) -> int:
+    """Reports progress and a log line from the child; returns the child's pid."""
+    job.update_progress({"done": 50})
+    job.log(f"hello from {os.getpid()}")
+    return os.getpid()
+
+
 def snapshot_fields(job: JobSnapshot) -> dict[str, Any]:
     """What the child sees of its job."""
     return {"id": job.id, "name": job.name, "queue": job.queue_name, "data": job.data,

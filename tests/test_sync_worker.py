@@ -144,6 +144,20 @@ def test_process_pool_child_sees_a_snapshot(url: str, qname: str) -> None:
                     "attempts_made": 0, "type": JobSnapshot.__name__}
 
 
+def test_children_report_progress_and_logs(url: str, qname: str) -> None:
+    with Queue(qname, connection=url) as q, Worker(qname, sync_helpers.report, connection=url, processes=1):
+        job = q.add("report")
+        child = job.wait_until_finished(timeout=30)
+        assert child != os.getpid()
+        assert job.get_logs() == [f"hello from {child}"]
+        fresh = q.get_job(job.id)
+        assert fresh is not None and fresh.progress == {"done": 50}
+    detached = JobSnapshot(id="1", name="n", queue_name=qname, data=None, attempts=1, attempts_made=0, priority=0,
+                           delay=0.0, timestamp=0.0, processed_on=None, timeout=None, backoff="")
+    with pytest.raises(glidemq.GlideMQError, match="running job"):
+        detached.update_progress(1)
+
+
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_a_killed_child_retries_or_fails_its_job(url: str, qname: str, how: str) -> None:
     with Queue(qname, connection=url) as q, Worker(qname, sync_helpers.crash_first, connection=url, processes=1):

@@ -10,21 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..connection import Connection
 from ..errors import GlideMQError
 from ..job import Job as AsyncJob
+from ._queue import Queue
+
+
+class _Lease(NamedTuple):
+    """Where a job lives and the token of its current run: what a child needs to report on it."""
+
+    connection: Connection
+    prefix: str
+    token: str
+    max_payload_size: int
 
 
 @dataclass(frozen=True)
 class JobSnapshot:
     """What a processor running in a child process gets: a picklable copy of the job's fields.
 
-    It has no methods that reach the server (no progress or log calls from the child).
+    ``update_progress`` and ``log`` work from the child (over a connection of the child's own,
+    fenced by the run's lease token like the parent's calls).
     """
 
     id: str
@@ -41,17 +54,54 @@ class JobSnapshot:
     backoff: str
     progress: Any = None
     opts: dict[str, Any] = field(default_factory=dict)
+    lease: _Lease | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, job: AsyncJob) -> JobSnapshot:
         """The snapshot of an active job."""
+        ctx = job._ctx
         return cls(
             id=job.id, name=job.name, queue_name=job.queue_name, data=job.data, attempts=job.attempts,
             attempts_made=job.attempts_made, priority=job.priority, delay=job.delay, timestamp=job.timestamp,
             processed_on=job.processed_on, timeout=job.timeout, backoff=job.backoff, progress=job.progress,
             opts={"attempts": job.attempts, "priority": job.priority, "delay": job.delay, "timeout": job.timeout,
                   "backoff": job.backoff},
+            lease=_Lease(ctx.connection, ctx.prefix, job._token, ctx.max_payload_size),
         )
+
+    def update_progress(self, value: int | float | dict[str, Any]) -> None:
+        """Stores the job's progress and publishes a ``progress`` event (QueueEvents; the
+        worker's own ``progress`` callbacks do not see progress reported from a child)."""
+        queue, job = self._job()
+        queue._portal.run(job.update_progress(value))
+
+    def log(self, message: str) -> None:
+        """Appends a line to the job's log."""
+        queue, job = self._job()
+        queue._portal.run(job.log(message))
+
+    def _job(self) -> tuple[Queue, AsyncJob]:
+        if self.lease is None:
+            raise GlideMQError("this snapshot does not belong to a running job")
+        queue = _queue_in_child(self.queue_name, self.lease)
+        job = AsyncJob(queue.async_queue._ctx, self.id, self.name, self.data)
+        job._token = self.lease.token
+        return queue, job
+
+
+_child_queues: dict[tuple[str, Connection, str, int], Queue] = {}
+_child_queues_lock = threading.Lock()
+
+
+def _queue_in_child(name: str, lease: _Lease) -> Queue:
+    """One sync Queue per queue in this (child) process, opened on first use."""
+    key = (name, lease.connection, lease.prefix, lease.max_payload_size)
+    with _child_queues_lock:
+        if key not in _child_queues:
+            _child_queues[key] = Queue(
+                name, connection=lease.connection, prefix=lease.prefix, max_payload_size=lease.max_payload_size
+            )
+        return _child_queues[key]
 
 
 class ProcessDiedError(GlideMQError):
