@@ -255,6 +255,25 @@ def test_cli_runs_a_plain_function_in_processes(url: str, qname: str) -> None:
         assert {j.wait_until_finished(timeout=1)["sum"] for j in jobs} == {sum(k * k for k in range(100))}
 
 
+def test_cli_runs_a_sync_worker_object(url: str, qname: str) -> None:
+    env = {**os.environ, "SYNC_CLI_QUEUE": qname}
+    env.pop("GLIDEMQ_URL", None)
+    with Queue(qname, connection=url) as q:
+        jobs = q.add_bulk([("d", i) for i in range(5)])
+        refused = subprocess.run(
+            [sys.executable, "-m", "glidemq.cli", "worker", "sync_cli_app:worker", "--url", url, "--processes", "3"],
+            cwd=ROOT / "tests", env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert refused.returncode == 2 and "contradicts the Worker's processes 2" in refused.stderr
+        assert q.count() == 5
+        result = subprocess.run(
+            [sys.executable, "-m", "glidemq.cli", "worker", "sync_cli_app:worker", "--url", url, "--burst"],
+            cwd=ROOT / "tests", env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert [j.wait_until_finished(timeout=1) for j in jobs] == [0, 2, 4, 6, 8]
+
+
 def test_cli_refuses_processes_for_an_async_processor(url: str, qname: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "glidemq.cli", "worker", "cli_app:echo", "--queue", qname, "--url", url,
