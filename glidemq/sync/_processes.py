@@ -139,8 +139,9 @@ class ProcessSlots:
     async def run(self, snapshot: JobSnapshot) -> Any:
         """The processor called with ``snapshot`` in a child; its result, or its exception re-raised here."""
         self.start()
-        assert self._free is not None
-        slot = await self._free.get()
+        free = self._free
+        assert free is not None
+        slot = await free.get()
         try:
             return await asyncio.wrap_future(slot.submit(self._fn, snapshot))
         except BrokenProcessPool as exc:
@@ -153,7 +154,7 @@ class ProcessSlots:
             slot = self._replace(slot)  # timeout or forced close: stop the job's process too
             raise
         finally:
-            self._free.put_nowait(slot)
+            free.put_nowait(slot)
 
     def _replace(self, slot: ProcessPoolExecutor) -> ProcessPoolExecutor:
         _kill(slot)
