@@ -28,8 +28,8 @@ except ImportError:
     from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the project is imported as tests.django_project
-    sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # the project is imported as tests.django_project (after the installed glidemq)
+    sys.path.append(str(ROOT))
 QUEUE = "dj" + uuid.uuid4().hex[:10]
 
 
@@ -149,10 +149,10 @@ async def test_aenqueue_from_async_code(tasks: ModuleType, queue_: Queue) -> Non
 
 def test_the_cli_runs_django_tasks(tasks: ModuleType, url: str, queue_: Queue) -> None:
     result = tasks.add.enqueue(40, 2)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["worker", "glidemq.contrib.django:process", "--queue", QUEUE, "--url", url, "--burst"]
+    program = f"import sys; sys.path.append({str(ROOT)!r}); from glidemq.cli import main; sys.exit(main({args!r}))"
     run = subprocess.run(
-        [sys.executable, "-m", "glidemq.cli", "worker", "glidemq.contrib.django:process", "--queue", QUEUE,
-         "--url", url, "--burst"], env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", program], cwd=ROOT / "tests", capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
     assert tasks.add.get_result(result.id).return_value == 42

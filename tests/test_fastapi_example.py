@@ -62,10 +62,10 @@ def test_bad_input_is_a_422_and_writes_nothing(example: ModuleType, url: str, qn
 
 def test_under_uvicorn(url: str, qname: str) -> None:
     port = free_port()
-    env = {**os.environ, "GLIDEMQ_URL": url, "EXAMPLE_QUEUE": qname, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "GLIDEMQ_URL": url, "EXAMPLE_QUEUE": qname}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "examples.starlette_app:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "uvicorn", "starlette_app:app", "--port", str(port), "--log-level", "warning"],
+        cwd=EXAMPLE.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -20,8 +20,8 @@ from glidemq.sync import Job, JobSnapshot, Queue, Worker
 from . import sync_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pool's children import tests.sync_helpers by name
-    sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # the pool's children import tests.sync_helpers by name (after the installed glidemq)
+    sys.path.append(str(ROOT))
 
 
 def running(worker: Worker) -> threading.Thread:
@@ -220,7 +220,7 @@ def test_pause_resume_and_more_jobs_than_processes(url: str, qname: str) -> None
 
 def test_sigterm_finishes_the_active_job_then_run_returns(url: str, qname: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.sync_helpers", url, qname], cwd=ROOT,
+        [sys.executable, "-m", "sync_helpers", url, qname], cwd=ROOT / "tests",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
