@@ -1,6 +1,6 @@
 """Module-level processors for the sync worker tests (the process pool pickles them by name).
 
-``python -m tests.sync_helpers URL QUEUE`` runs a sync worker over ``slow`` on the main thread.
+``python -m sync_helpers URL QUEUE`` (from tests/) runs a sync worker over ``sleepy`` on the main thread.
 """
 
 from __future__ import annotations
