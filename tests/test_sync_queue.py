@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -154,6 +155,7 @@ def test_a_forked_child_gets_its_own_loop(url: str, qname: str) -> None:
         pid = os.fork()
         if pid == 0:  # the child: the parent's loop thread is gone; the queue reconnects on a new one
             code = 1
+            signal.alarm(30)  # a hang in the child fails the test instead of stalling it
             try:
                 q.add("from-child", {"pid": os.getpid()})
                 code = 0
