@@ -15,10 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ._cli_common import EXIT_ERROR, UsageError
+from ._cli_sync import build_sync_worker, wants_sync_worker
 from .connection import Connection
 from .errors import GlideMQError
 from .job import Job
 from .queue import Queue
+from .sync import Worker as SyncWorker
 from .worker import Worker
 
 log = logging.getLogger("glidemq.cli")
@@ -173,6 +175,23 @@ async def serve(worker: Worker, *, burst: bool) -> bool:
     return shutdown.forced
 
 
+def serve_sync(worker: SyncWorker, *, burst: bool) -> bool:
+    """Runs a sync worker on this (main) thread until a signal or, with ``burst``, an empty queue."""
+    worker.async_worker.on("failed", _log_failed)
+    watcher = worker._portal.submit(_watch_burst(worker.async_worker)) if burst else None
+    try:
+        worker.run()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    return worker.forced
+
+
+def _url(worker: Worker | SyncWorker) -> str:
+    inner = worker.async_worker if isinstance(worker, SyncWorker) else worker
+    return inner._ctx.connection.url
+
+
 def _on_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Callable[[int], None]) -> None:
     """Calls ``handler(signum)`` in the loop when the signal arrives (also where the loop cannot do it)."""
     try:
@@ -198,15 +217,22 @@ def run_worker_command(args: argparse.Namespace) -> int:
     if args.url:
         Connection(args.url)  # fails early, without echoing the password
         os.environ["GLIDEMQ_URL"] = args.url  # components built with connection=None use it
-    worker = build_worker(load_target(args.target), args)
+    target = load_target(args.target)
+    worker: Worker | SyncWorker
+    worker = build_sync_worker(target, args) if wants_sync_worker(target, args) else build_worker(target, args)
     _configure_logging()
     log.info(
-        "worker for queue %r on %s, concurrency %d%s (pid %d)", worker.name, worker._ctx.connection.url,
-        worker.concurrency, ", burst" if args.burst else "", os.getpid(),
+        "worker for queue %r on %s, concurrency %d%s%s (pid %d)", worker.name, _url(worker), worker.concurrency,
+        f", {worker.processes} processes" if isinstance(worker, SyncWorker) and worker.processes else "",
+        ", burst" if args.burst else "", os.getpid(),
     )
-    forced = asyncio.run(serve(worker, burst=args.burst))
+    if isinstance(worker, SyncWorker):
+        forced = serve_sync(worker, burst=args.burst)
+    else:
+        forced = asyncio.run(serve(worker, burst=args.burst))
     log.info("worker for queue %r stopped", worker.name)
-    if forced and any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if forced and (isinstance(worker, SyncWorker) or any(t.is_alive() and not t.daemon for t in others)):
         # plain-def processors cancelled by the forced close still run in their threads; their jobs are
         # already back in the queue, so do not wait for them at interpreter exit
         logging.shutdown()

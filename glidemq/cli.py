@@ -1,7 +1,7 @@
 """The ``glidemq`` command line: run a worker, look at a queue, try it out.
 
 ```
-glidemq worker MODULE:ATTR [--url URL] [--concurrency N] [--burst] [--queue NAME] [--prefix P]
+glidemq worker MODULE:ATTR [--url URL] [--concurrency N] [--burst] [--queue NAME] [--prefix P] [--processes N]
 glidemq stats QUEUE [--url URL] [--prefix P]
 glidemq demo [--url URL] [--jobs N] [--concurrency N]
 glidemq doctor [--url URL]
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run a worker until SIGTERM/SIGINT (graceful: active jobs finish; a second signal forces: "
             "active jobs are cancelled and go back to waiting). TARGET is MODULE:ATTR where ATTR is a "
-            "glidemq.Worker, or a processor function used with --queue. The current directory is importable. "
+            "glidemq.Worker or glidemq.sync.Worker, or a processor function used with --queue (a plain def function "
+            "runs with the sync worker: in threads, or in child processes with --processes). "
+            "The current directory is importable. "
             "--url is exported as GLIDEMQ_URL before the module is imported, so components built without an "
             "explicit connection use it; options that contradict a Worker object's own settings are an error."
         ),
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queue", help="queue name (required when ATTR is a processor function)")
     worker.add_argument("--concurrency", type=positive_int, help="jobs run at once (processor default: 1)")
     worker.add_argument("--prefix", help="key prefix (default: glidemq)")
+    worker.add_argument(
+        "--processes", type=positive_int,
+        help="run a plain-function processor in N child processes (default: threads)",
+    )
     worker.add_argument(
         "--burst", action="store_true", help="exit 0 once the queue has no waiting, delayed or active jobs"
     )

@@ -1,0 +1,1 @@
+"""Integrations with other frameworks; each needs its framework installed (see the extras)."""

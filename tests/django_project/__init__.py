@@ -1,0 +1,1 @@
+"""A minimal Django project whose tasks run on glidemq (no database)."""
