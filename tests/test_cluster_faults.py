@@ -10,6 +10,7 @@ their old primaries, old primaries primaries again, ``cluster_state:ok``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 
 import glidemq
 from glidemq.functions import LIBRARY_NAME, library_source
-from glidemq.testing import EmbeddedValkey, EmbeddedValkeyCluster
+from glidemq.testing import EmbeddedValkeyCluster
 
 from .test_cluster import base_of, has_library, qname_on
 from .worker_helpers import wait_until
@@ -93,7 +94,7 @@ class Traffic:
 
 def _longest_gap(times: list[float]) -> float:
     ordered = sorted(times)
-    return max((b - a for a, b in zip(ordered, ordered[1:], strict=False)), default=0.0)
+    return max((b - a for a, b in itertools.pairwise(ordered)), default=0.0)
 
 
 def _report(figures: dict[str, Any], **more: Any) -> None:
