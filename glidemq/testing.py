@@ -498,7 +498,7 @@ class EmbeddedValkeyCluster:
 
         self._wait(finished, deadline, f"the end of the migration of slot {slot}")
         if outcome["state"] != "success":
-            raise GlideMQError(f"the migration of slot {slot} {outcome['state']}: {outcome.get('message', '')}")
+            raise GlideMQError(f"the migration of slot {slot} {outcome['state']}: {outcome.get('message', '').strip()}")
 
     def _migrate_classically(self, source: EmbeddedValkey, slot: int, target: EmbeddedValkey) -> None:
         """SETSLOT IMPORTING/MIGRATING, MIGRATE in batches of keys, then SETSLOT NODE everywhere."""

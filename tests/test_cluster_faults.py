@@ -221,6 +221,18 @@ async def test_calls_wait_while_a_slot_is_half_way_through_a_classic_migration(
     cluster.wait_ok()
 
 
+def test_migrate_slot_refuses_a_replica_and_leaves_the_slot_alone(cluster: EmbeddedValkeyCluster) -> None:
+    base = base_of(qname_on(cluster))
+    slot = cluster.slot_of(base)
+    owner = cluster.node_for_key(base)
+    elsewhere = next(r for p in cluster.primaries() if p.port != owner.port for r in cluster.replicas_of(p))
+    with pytest.raises(glidemq.GlideMQError, match="failed"):
+        cluster.migrate_slot(slot, elsewhere)  # not a primary
+    assert cluster.migrate_slot(slot, owner) == "none"
+    cluster.wait_ok()
+    assert cluster.node_for_key(base).port == owner.port
+
+
 # --- failover ------------------------------------------------------------------------------------
 
 
@@ -314,7 +326,7 @@ async def test_primary_killed_after_durable_adds(cluster: EmbeddedValkeyCluster,
             figures,
             **{
                 "missing on the promoted replica": len(missing), "unconfirmed adds": len(durable.unconfirmed),
-                "adds that raised": len(durable.failed_adds) + len(plain.failed_adds),
+                "durable adds that raised": len(durable.failed_adds), "plain adds that raised": len(plain.failed_adds),
                 "plain adds acknowledged": len(plain_ids), "plain adds lost": len(plain_missing),
                 "first add after the kill s": round(recovered, 2),
             },
