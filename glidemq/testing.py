@@ -394,7 +394,8 @@ class EmbeddedValkeyCluster:
         it runs, a key that is already moved is answered with ``ASK``. ``atomic=None`` picks atomic
         when the server has it. Neither copies the function library: the target has it only if it
         had it before (glidemq loads it there on its first call). ``"none"`` when ``target``
-        already serves the slot.
+        already serves the slot. A migration the server refuses, fails or cancels raises
+        ``GlideMQError`` with the server's message.
         """
         source = self._slot_owner(slot)
         if source.port == target.port:
