@@ -39,7 +39,7 @@ from glide import TimeoutError as GlideTimeoutError
 
 from .connection import Connection
 from .errors import ConnectionFailedError, ServerError
-from .functions import function_name, library_source
+from .functions import call_keys, function_name, library_source
 
 GlideAny = GlideClient | GlideClusterClient
 
@@ -92,7 +92,7 @@ class Client:
             generation = self._library_generation.get(base, 0)
             try:
                 glide = await self._client(deadline)
-                return await glide.fcall(fname, keys=[base], arguments=args)
+                return await glide.fcall(fname, keys=call_keys(base), arguments=args)
             except GlideError as exc:
                 if MISSING_FUNCTION in str(exc) and not reloaded:
                     reloaded = True

@@ -20,7 +20,7 @@ import hiredis
 from ._resp import encode, read_reply
 from .connection import Connection
 from .errors import ConnectionFailedError, GlideMQError, ServerError
-from .functions import function_name, library_source
+from .functions import call_keys, function_name, library_source
 
 MISSING_FUNCTION = "Function not found"
 MAX_REDIRECTS = 5
@@ -47,7 +47,8 @@ class ThreadClient:
 
     async def fcall(self, name: str, base: str, args: list[Any]) -> Any:
         """Calls one library function on the queue whose key base is ``base``."""
-        command = ["FCALL", function_name(name), "1", base, *args]
+        keys = call_keys(base)
+        command = ["FCALL", function_name(name), str(len(keys)), *keys, *args]
         loaded_on: set[tuple[str, int]] = set()
         tried: set[tuple[str, int]] = set()
         redirects = 0

@@ -9,7 +9,9 @@ connection, never an earlier one. An acknowledgement therefore covers the add (a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from .job import Job
 
 MAX_REPLICAS = 1000
+_wait_locks: weakref.WeakKeyDictionary[Client, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,19 @@ def durable_client(client: Client, durability: Durability) -> Client:
 
 
 async def wait_for(client: Client, base: str, durability: Durability) -> Achieved:
-    """Runs WAIT/WAITAOF on ``client``'s connection to the node of ``base``; what was reached."""
+    """Runs WAIT/WAITAOF on ``client``'s connection to the node of ``base``; what was reached.
+
+    One wait at a time per client: the server runs the blocking waits of one connection one
+    after the other, while valkey-glide times each from the moment it sent it, so concurrent
+    waits would time out in the client (and be retried until the request timeout) although
+    each was within its own timeout on the server.
+    """
+    lock = _wait_locks.setdefault(client, asyncio.Lock())
+    async with lock:
+        return await _wait(client, base, durability)
+
+
+async def _wait(client: Client, base: str, durability: Durability) -> Achieved:
     replicas = 0
     fsync = False
     ms = str(durability.timeout_ms)

@@ -224,7 +224,8 @@ class EmbeddedValkeyCluster:
     ``cluster_state:ok`` and every replica is attached, a few seconds. For fault tests:
     ``nodes`` (the EmbeddedValkey of each node), ``primaries()``, ``replicas_of(node)``,
     ``node_for_key(key)``, ``kill(node)``/``stop(node)``, ``restart(node)`` (same port and
-    cluster identity; empty unless ``keep_data``), ``failover(replica)`` and ``wait_ok()``.
+    cluster identity; empty unless ``keep_data``), ``failover(replica)``,
+    ``migrate_slot(slot, target)`` and ``wait_ok()``.
     """
 
     def __init__(
@@ -381,6 +382,44 @@ class EmbeddedValkeyCluster:
         self._wait(promoted, deadline, "the failover")
         self._wait(self._settled, deadline, "cluster_state:ok after the failover")
 
+    def migrate_slot(
+        self, slot: int, target: EmbeddedValkey, timeout: float = 30.0, *, atomic: bool | None = None
+    ) -> str:
+        """Moves hash slot ``slot``, with its keys, to the primary ``target`` and waits until every
+        running node agrees that ``target`` serves it and the cluster is ok. Returns the method used.
+
+        ``"atomic"``: Valkey 9's ``CLUSTER MIGRATESLOTS`` (the source streams the slot to the target,
+        then hands it over in one step; clients never see the slot half moved). ``"classic"``:
+        ``SETSLOT IMPORTING/MIGRATING``, ``MIGRATE`` of the keys in batches, ``SETSLOT NODE`` — while
+        it runs, a key that is already moved is answered with ``ASK``. ``atomic=None`` picks atomic
+        when the server has it. Neither copies the function library: the target has it only if it
+        had it before (glidemq loads it there on its first call). ``"none"`` when ``target``
+        already serves the slot. A migration the server refuses, fails or cancels raises
+        ``GlideMQError`` with the server's message.
+        """
+        source = self._slot_owner(slot)
+        if source.port == target.port:
+            return "none"
+        deadline = time.monotonic() + timeout
+        method = "atomic"
+        if atomic is not False:
+            try:
+                self._migrate_atomically(source, slot, target, deadline)
+            except _NoAtomicMigration:
+                if atomic:
+                    raise GlideMQError("this server has no CLUSTER MIGRATESLOTS (Valkey 9+)") from None
+                method = "classic"
+        else:
+            method = "classic"
+        if method == "classic":
+            self._migrate_classically(source, slot, target)
+        moved = lambda: all(  # noqa: E731
+            self._slot_owner_seen_by(node, slot) == target.port for node in self._running()
+        ) or f"not every node sees slot {slot} on port {target.port} yet"
+        self._wait(moved, deadline, f"agreement on the owner of slot {slot}")
+        self._wait(self._settled, deadline, "cluster_state:ok after the slot migration")
+        return method
+
     def close(self) -> None:
         """Stops every node and removes their directories."""
         for node in self.nodes:
@@ -422,6 +461,55 @@ class EmbeddedValkeyCluster:
                 raise GlideMQError(f"the cluster did not reach {what} in time: {problem}")
             time.sleep(0.05)
 
+    def _slot_owner_seen_by(self, node: EmbeddedValkey, slot: int) -> int | None:
+        for first, last, owner, *_ in node.command("CLUSTER", "SLOTS"):
+            if first <= slot <= last:
+                return int(owner[1])
+        return None
+
+    def _slot_owner(self, slot: int) -> EmbeddedValkey:
+        for node in self._running():
+            try:
+                port = self._slot_owner_seen_by(node, slot)
+            except (OSError, GlideMQError):
+                continue
+            if port is not None:
+                return self._by_port(port)
+        raise GlideMQError(f"no running node serves slot {slot}")
+
+    def _migrate_atomically(self, source: EmbeddedValkey, slot: int, target: EmbeddedValkey, deadline: float) -> None:
+        """CLUSTER MIGRATESLOTS, then waits until the source reports the export finished."""
+        before = {entry.get("name") for entry in _migrations(source)}
+        try:
+            source.command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", slot, slot, "NODE", self.node_id(target))
+        except GlideMQError as exc:
+            if "unknown subcommand" in str(exc).lower():
+                raise _NoAtomicMigration from exc
+            raise
+        outcome: dict[str, str] = {}
+
+        def finished() -> bool | str:
+            for entry in _migrations(source):
+                if entry.get("name") not in before and entry.get("operation") == "EXPORT":
+                    if entry.get("state") in ("success", "failed", "cancelled"):
+                        outcome.update(entry)
+                        return True
+                    return f"the export of slot {slot} is {entry.get('state')}"
+            return f"no export of slot {slot} listed"
+
+        self._wait(finished, deadline, f"the end of the migration of slot {slot}")
+        if outcome["state"] != "success":
+            raise GlideMQError(f"the migration of slot {slot} {outcome['state']}: {outcome.get('message', '').strip()}")
+
+    def _migrate_classically(self, source: EmbeddedValkey, slot: int, target: EmbeddedValkey) -> None:
+        """SETSLOT IMPORTING/MIGRATING, MIGRATE in batches of keys, then SETSLOT NODE everywhere."""
+        target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source))
+        source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        while keys := source.command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            source.command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+        for node in [target, source, *(n for n in self.primaries() if n.port not in (source.port, target.port))]:
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", self.node_id(target))
+
     def _all_known(self) -> bool | str:
         for node in self.nodes:
             lines = _text(node.command("CLUSTER", "NODES")).splitlines()
@@ -450,6 +538,20 @@ class EmbeddedValkeyCluster:
         if not views or any(view != views[0] for view in views):
             return f"the nodes disagree on the topology: {views}"
         return True
+
+
+class _NoAtomicMigration(Exception):
+    """The server has no CLUSTER MIGRATESLOTS."""
+
+
+def _migrations(node: EmbeddedValkey) -> list[dict[str, str]]:
+    """CLUSTER GETSLOTMIGRATIONS of ``node``, each entry as a mapping of texts."""
+    entries = node.command("CLUSTER", "GETSLOTMIGRATIONS") or []
+    out = []
+    for entry in entries:
+        fields = [_text(f) for f in entry]
+        out.append(dict(zip(fields[::2], fields[1::2], strict=False)))
+    return out
 
 
 def _text(reply: Any) -> str:

@@ -55,6 +55,18 @@ async def test_concurrent_durable_and_plain_adds(replicated: EmbeddedValkey, qna
         assert len({j.id for j in jobs}) == 40 and await queue.count() == 40
 
 
+async def test_concurrent_durable_adds_short_of_replicas_each_raise_durability_error(url: str, qname: str) -> None:
+    """On a server without replicas every WAIT runs its full timeout, one after the other on the
+    durable adds' connection: each add still reports DurabilityError, none times out."""
+    connection = glidemq.Connection(url, request_timeout=1)
+    async with glidemq.Queue(qname, connection=connection) as queue:
+        wanted = glidemq.Durability(replicas=1, timeout=0.2)
+        adds = [queue.add("d", i, durability=wanted) for i in range(8)]
+        outcomes = await asyncio.gather(*adds, return_exceptions=True)
+        assert all(isinstance(o, glidemq.DurabilityError) for o in outcomes), outcomes
+        assert await queue.count() == 8
+
+
 async def test_fsync_without_appendonly_is_reported(url: str, qname: str) -> None:
     async with glidemq.Queue(qname, connection=url) as queue:
         with pytest.raises(glidemq.DurabilityError, match="appendonly") as caught:

@@ -13,6 +13,18 @@ def function_name(name: str) -> str:
     return f"{LIBRARY_NAME}_{name}"
 
 
+def call_keys(base: str) -> list[str]:
+    """The keys every FCALL declares: the queue's key base (never a key of its own) and its id
+    counter, both in the queue's slot.
+
+    The functions use only the first and derive the others from it. Declaring two keys, one of
+    which never exists, makes a node whose slot is half way through a classic migration
+    (``SETSLOT MIGRATING``/``IMPORTING``) answer ``TRYAGAIN`` instead of running the function
+    against part of the queue's keys; the caller retries until the slot has moved.
+    """
+    return [base, base + "id"]
+
+
 def library_source() -> str:
     """The Lua source to hand to FUNCTION LOAD."""
     text = resources.files(__package__).joinpath("glidemq.lua").read_text(encoding="utf-8")
