@@ -42,8 +42,9 @@ async def main(argv: list[str] | None = None) -> None:
 
     async def processor(job: glidemq.Job) -> Any:
         data = job.data or {}
-        await trail.incr(trail_key(args.queue, f"runs:{job.id}"))
+        # pid first: whoever sees the run counted also sees which process runs it
         await trail.set(trail_key(args.queue, f"pid:{job.id}"), pid)
+        await trail.incr(trail_key(args.queue, f"runs:{job.id}"))
         try:
             await asyncio.sleep(float(data.get("sleep", 0)))
             if data.get("fail"):
