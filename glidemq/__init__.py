@@ -17,6 +17,7 @@ from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff
 from .queue import Queue
+from .registry import WorkerInfo
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "ServerError",
     "UnrecoverableError",
     "Worker",
+    "WorkerInfo",
     "__version__",
     "health",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ._thread_client import ThreadClient
 from .connection import Connection
+from .registry import Registration
 
 log = logging.getLogger("glidemq")
 TICK = 0.05
@@ -35,6 +36,7 @@ class Heartbeat(threading.Thread):
         max_stalled_count: int,
         on_stalled: Callable[[list[str], list[str]], None],
         on_error: Callable[[BaseException], None],
+        registration: Registration | None = None,
     ) -> None:
         super().__init__(name=f"glidemq-heartbeat {base}", daemon=True)
         self._connection = connection
@@ -46,6 +48,7 @@ class Heartbeat(threading.Thread):
         self._max_stalled = str(max_stalled_count)
         self._on_stalled = on_stalled
         self._on_error = on_error
+        self._registration = registration
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -59,10 +62,14 @@ class Heartbeat(threading.Thread):
         # Not a glide client: glide delivers replies on the event loop a processor may block.
         client = ThreadClient(self._connection, name="glidemq-heartbeat")
         next_renew = time.monotonic() + self._renew_every
-        next_stall = time.monotonic()
+        next_stall = next_beat = time.monotonic()
+        registration = self._registration
         try:
             while not self._halt.is_set():
                 now = time.monotonic()
+                if registration is not None and now >= next_beat:
+                    next_beat = now + registration.interval
+                    await self._beat(client, registration)
                 try:
                     if now >= next_renew:
                         next_renew = now + min(self._renew_every, RENEW_RETRY)
@@ -74,8 +81,22 @@ class Heartbeat(threading.Thread):
                 except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
                     self._on_error(exc)
                 await asyncio.sleep(TICK)
+            if registration is not None:
+                await self._leave(client, registration)
         finally:
             await client.close()
+
+    async def _leave(self, client: ThreadClient, registration: Registration) -> None:
+        try:
+            await registration.leave(client, self._base)
+        except Exception as exc:  # noqa: BLE001 - best effort: the entry expires by itself anyway
+            log.debug("could not remove worker %s from the registry: %s", registration.worker_id, exc)
+
+    async def _beat(self, client: ThreadClient, registration: Registration) -> None:
+        try:
+            await registration.beat(client, self._base)
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
+            self._on_error(exc)
 
     async def _renew(self, client: ThreadClient) -> None:
         leases = self._leases()

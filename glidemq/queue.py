@@ -16,6 +16,7 @@ from .durability import Durability, check_durability, durable_client, verdict, w
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
 from .options import Backoff, encode_job
+from .registry import WorkerInfo, list_workers
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
 CLEANABLE = ("completed", "failed", "delayed", "waiting")
@@ -258,6 +259,10 @@ class Queue:
                 raise GlideMQError(f"queue {self.name!r} has active jobs; use force=True to obliterate it")
             if left == 0:
                 return
+
+    async def get_workers(self) -> list[WorkerInfo]:
+        """The live workers of this queue (oldest first); workers that died drop out by themselves."""
+        return await list_workers(self._ctx)
 
     async def _server_ms(self) -> int:
         # the clock of the node that holds the queue: the one its functions compare with

@@ -23,6 +23,7 @@ from .connection import Connection
 from .errors import GlideMQError, InvalidArgumentError, SerializationError, UnrecoverableError
 from .job import Job
 from .options import retry_delay_ms
+from .registry import Registration, new_worker_id
 
 log = logging.getLogger("glidemq")
 
@@ -71,6 +72,7 @@ class Worker:
         self.stalled_interval = check.seconds(stalled_interval, "stalled_interval", positive=True)
         self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
         self.prefetch = check.integer(prefetch, "prefetch", minimum=0)
+        self.id = new_worker_id()
         self._processor = processor
         self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
             type(processor).__call__
@@ -128,6 +130,10 @@ class Worker:
             lock_duration=self.lock_duration, stalled_interval=self.stalled_interval,
             max_stalled_count=self.max_stalled_count, on_stalled=self._stalled_from_thread,
             on_error=self._error_from_thread,
+            registration=Registration(
+                self.id, concurrency=self.concurrency, lock_duration=self.lock_duration,
+                active_jobs=self._active.__len__,
+            ),
         )
         heartbeat.start()
         try:

@@ -51,6 +51,20 @@ local function flush_events()
   pending = {base = '', order = {}, lists = {}}
 end
 
+-- Operations: jobs finished for good during one call, added to the queue's 'metrics' hash
+-- once per call (never per job); the metrics exporter reads these totals.
+local tally = {completed = 0, failed = 0}
+
+local function count_finished(kind)
+  tally[kind] = tally[kind] + 1
+end
+
+local function flush_tally(base)
+  if tally.completed > 0 then redis.call('HINCRBY', base .. 'metrics', 'completed', tally.completed) end
+  if tally.failed > 0 then redis.call('HINCRBY', base .. 'metrics', 'failed', tally.failed) end
+  tally = {completed = 0, failed = 0}
+end
+
 local function wake(base)
   redis.call('ZADD', base .. 'marker', 0, 'w')
 end
@@ -129,6 +143,7 @@ local function finish(base, id, set, keep, now_s, fields)
 end
 
 local function fail_for_good(base, id, am, reason, stack, keep, now_s)
+  count_finished('failed')
   emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
   finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
 end
@@ -158,6 +173,7 @@ local function finish_one(base, f, now, now_s)
   if redis.call('ZREM', base .. 'active', lease(id, f[2])) == 0 then return 0 end
   local kind, am = f[3], f[7]
   if kind == 'c' then
+    count_finished('completed')
     emit(base, 'completed', id, 'return_value', f[4])
     finish(base, id, 'completed', f[8], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
     return 1
@@ -586,9 +602,55 @@ local function obliterate(keys, args)
   end
   left = left + redis.call('LLEN', base .. 'wait')
   if left == 0 then
-    redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker')
+    redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker',
+      base .. 'metrics', base .. 'workers')
   end
   return left
+end
+
+-- Operations: the worker registry and the figures of the metrics exporter -----------------
+
+-- worker_beat(id, ttl_ms, info): registers or refreshes a live worker. Its entry expires by
+-- itself unless refreshed, so a worker that died drops out; the index is pruned here and on read.
+local function worker_beat(keys, args)
+  local base = keys[1]
+  local now = now_ms()
+  local ttl = tonumber(args[2])
+  redis.call('SET', base .. 'w:' .. args[1], args[3], 'PX', ttl)
+  redis.call('ZADD', base .. 'workers', now + ttl, args[1])
+  redis.call('ZREMRANGEBYSCORE', base .. 'workers', '-inf', now)
+  return 1
+end
+
+-- worker_leave(id): a worker that closes removes itself at once.
+local function worker_leave(keys, args)
+  local base = keys[1]
+  redis.call('DEL', base .. 'w:' .. args[1])
+  return redis.call('ZREM', base .. 'workers', args[1])
+end
+
+-- workers(): the info of every live worker.
+local function workers(keys, args)
+  local base = keys[1]
+  redis.call('ZREMRANGEBYSCORE', base .. 'workers', '-inf', now_ms())
+  local out = {}
+  for _, id in ipairs(redis.call('ZRANGE', base .. 'workers', 0, -1)) do
+    local info = redis.call('GET', base .. 'w:' .. id)
+    if info then out[#out + 1] = info end
+  end
+  return out
+end
+
+-- metrics(): what `counts` returns, then the jobs completed and failed for good so far,
+-- then the number of live workers.
+local function metrics(keys, args)
+  local base = keys[1]
+  local out = counts(keys, args)
+  local totals = redis.call('HMGET', base .. 'metrics', 'completed', 'failed')
+  out[7] = tonumber(totals[1] or '0')
+  out[8] = tonumber(totals[2] or '0')
+  out[9] = redis.call('ZCOUNT', base .. 'workers', '(' .. now_ms(), '+inf')
+  return out
 end
 
 local ro = {'no-writes'}
@@ -596,8 +658,10 @@ local function reg(name, fn, flags)
   local function call(keys, args)
     begin_events(keys[1])
     finished_sets = {}
+    tally = {completed = 0, failed = 0}
     local result = fn(keys, args)
     flush_finished(keys[1])
+    flush_tally(keys[1])
     flush_events()
     return result
   end
@@ -622,3 +686,7 @@ reg('promote', promote)
 reg('progress', progress)
 reg('log', log)
 reg('obliterate', obliterate)
+reg('worker_beat', worker_beat)
+reg('worker_leave', worker_leave)
+reg('workers', workers)
+reg('metrics', metrics, ro)
