@@ -6,7 +6,9 @@ glidemq stats QUEUE [--url URL] [--prefix P]
 glidemq demo [--url URL] [--jobs N] [--concurrency N]
 glidemq doctor [--url URL]
 glidemq load-library [--url URL]
+glidemq queues | job | retry | remove | clean | pause | resume | workers | watch | metrics ...
 ```
+(the operations commands: see ``glidemq._cli_ops``)
 The server is ``--url``, else the ``GLIDEMQ_URL`` environment variable, else
 ``valkey://127.0.0.1:6379`` (``demo`` starts an embedded Valkey instead of using the default).
 Exit codes: 0 success, 1 runtime failure (server unreachable, ...), 2 bad usage, 130 interrupted.
@@ -20,7 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, _cli_ops
 from ._cli_admin import run_doctor_command, run_load_library_command
 from ._cli_common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, connection_url, positive_int
 from ._cli_worker import run_worker_command
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "whose runtime user may not load it. See docs/security.md.",
     )
     load.add_argument("--url", help=url_help)
+    _cli_ops.add_commands(commands, url_help)
     return parser
 
 
@@ -119,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"glidemq {args.command}"
     handlers = {
         "worker": run_worker_command, "stats": run_stats_command, "demo": run_demo_command,
-        "doctor": run_doctor_command, "load-library": run_load_library_command,
+        "doctor": run_doctor_command, "load-library": run_load_library_command, **_cli_ops.HANDLERS,
     }
     try:
         return handlers[args.command](args)

@@ -18,6 +18,7 @@ from ._client import Client
 from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
 from ._heartbeat import Heartbeat
+from ._observe import WorkerObserver
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
 from .errors import GlideMQError, InvalidArgumentError, SerializationError, UnrecoverableError
@@ -44,6 +45,9 @@ class Worker:
     ``prefetch=N`` lets the worker hold up to N jobs beyond ``concurrency`` (leased, started
     as processors free up): fewer round trips for short jobs, at the cost of those jobs
     waiting here while another worker may be idle.
+    ``metrics=True`` (or a prometheus_client ``CollectorRegistry``) records job durations and
+    pickup latencies; ``metrics_port=N`` also serves them, with the queue's figures, on
+    ``http://0.0.0.0:N/metrics`` while the worker runs (see ``glidemq.metrics``).
     """
 
     def __init__(
@@ -59,6 +63,8 @@ class Worker:
         max_stalled_count: int = 1,
         max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
         prefetch: int = 0,
+        metrics: Any = False,
+        metrics_port: int | None = None,
     ) -> None:
         if not callable(processor):
             raise InvalidArgumentError("processor must be callable")
@@ -73,6 +79,7 @@ class Worker:
         self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
         self.prefetch = check.integer(prefetch, "prefetch", minimum=0)
         self.id = new_worker_id()
+        self._observer = WorkerObserver.create(self.name, metrics, metrics_port)
         self._processor = processor
         self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
             type(processor).__call__
@@ -137,6 +144,8 @@ class Worker:
         )
         heartbeat.start()
         try:
+            if self._observer is not None:
+                await self._observer.start(self._ctx.connection, self._ctx.prefix)
             while True:
                 try:
                     await self._loop_forever()
@@ -148,6 +157,8 @@ class Worker:
         finally:
             heartbeat.stop()
             await asyncio.to_thread(heartbeat.join)
+            if self._observer is not None:
+                await self._observer.stop()
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             await self._blocking.close()
@@ -304,6 +315,8 @@ class Worker:
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
             await self._report(job, status, value, stack, now_ms)
+        if self._observer is not None and outcomes:
+            self._observer.finished(outcomes, statuses, now_ms)
         jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
         for job in jobs:
             self._active[job.id] = job

@@ -641,16 +641,12 @@ local function workers(keys, args)
   return out
 end
 
--- metrics(): what `counts` returns, then the jobs completed and failed for good so far,
--- then the number of live workers.
+-- metrics(): the jobs completed and failed for good so far, and the number of live workers.
 local function metrics(keys, args)
   local base = keys[1]
-  local out = counts(keys, args)
   local totals = redis.call('HMGET', base .. 'metrics', 'completed', 'failed')
-  out[7] = tonumber(totals[1] or '0')
-  out[8] = tonumber(totals[2] or '0')
-  out[9] = redis.call('ZCOUNT', base .. 'workers', '(' .. now_ms(), '+inf')
-  return out
+  local live = redis.call('ZCOUNT', base .. 'workers', '(' .. now_ms(), '+inf')
+  return {tonumber(totals[1] or '0'), tonumber(totals[2] or '0'), live}
 end
 
 local ro = {'no-writes'}

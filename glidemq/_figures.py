@@ -1,0 +1,38 @@
+"""What the server knows about a queue at one moment: counts, finished totals, live workers.
+
+Shared by the metrics exporter and ``glidemq watch``/``glidemq queues``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .queue import Queue
+
+# keys that exist while a queue holds anything (jobs, events, settings, workers, totals)
+QUEUE_KEYS = ("events", "wait", "prio", "delayed", "active", "completed", "failed", "meta", "workers", "metrics", "id")
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """One queue's job counts by state, jobs completed and failed for good so far, live workers."""
+
+    queue: str
+    counts: dict[str, int]
+    completed_total: int
+    failed_total: int
+    workers: int
+
+
+async def read_figures(queue: Queue) -> QueueFigures:
+    """The figures of one queue, read now."""
+    counts = await queue.get_job_counts()
+    completed, failed, workers = await queue._ctx.call("metrics", [])
+    return QueueFigures(queue.name, counts, int(completed), int(failed), int(workers))
+
+
+async def queue_exists(queue: Queue) -> bool:
+    """True when the queue has any key on the server."""
+    ctx = queue._ctx
+    found = await ctx.client.command(["EXISTS", *(ctx.key(k) for k in QUEUE_KEYS)], key=ctx.base)
+    return int(found) > 0
