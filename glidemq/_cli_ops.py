@@ -282,6 +282,8 @@ async def _watch(args: argparse.Namespace) -> None:
     last: dict[str, tuple[float, QueueFigures]] = {}
     done = 0
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 200))  # piped: no terminal width to fit, keep names whole
     try:
         with Live(console=console, auto_refresh=False) as live:
             while iterations is None or done < iterations:
