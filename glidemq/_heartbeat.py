@@ -7,16 +7,16 @@ while a processor blocks the worker's event loop.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable
 
+from ._logging import get_logger
 from ._thread_client import ThreadClient
 from .connection import Connection
 from .registry import Registration
 
-log = logging.getLogger("glidemq")
+log = get_logger("heartbeat")
 TICK = 0.05
 RENEW_RETRY = 0.5  # after a failed renewal (server restart, cluster failover): try again soon
 STALL_BATCH = 1000

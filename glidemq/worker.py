@@ -18,6 +18,7 @@ from ._client import Client
 from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
 from ._heartbeat import Heartbeat
+from ._logging import get_logger, job_extra
 from ._observe import WorkerObserver
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
@@ -26,7 +27,7 @@ from .job import Job
 from .options import retry_delay_ms
 from .registry import Registration, new_worker_id
 
-log = logging.getLogger("glidemq")
+log = get_logger("worker")
 
 Processor = Callable[[Job], Awaitable[Any] | Any]
 MAX_BLOCK = 5.0
@@ -146,6 +147,8 @@ class Worker:
         try:
             if self._observer is not None:
                 await self._observer.start(self._ctx.connection, self._ctx.prefix)
+            log.info("worker %s started on queue %s, concurrency %d", self.id, self.name, self.concurrency,
+                     extra={"worker_id": self.id, "queue": self.name})
             while True:
                 try:
                     await self._loop_forever()
@@ -164,6 +167,8 @@ class Worker:
             await self._blocking.close()
             await self._ctx.close()
             self._running = False
+            log.info("worker %s of queue %s closed", self.id, self.name,
+                     extra={"worker_id": self.id, "queue": self.name})
             self._stopped.set()
             await self._events.emit("closed")
             await self._events.wait_pending()
@@ -329,18 +334,26 @@ class Worker:
 
     async def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int) -> None:
         if status == STATUS_STALE:
-            log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name)
+            log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name,
+                        extra=job_extra(job))
             return
         if status != STATUS_RELEASED:
             job.attempts_made += 1
         if status == STATUS_COMPLETED:
             job.return_value, job.finished_on = value, now_ms / 1000.0
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("job %s (%s) completed", job.id, job.name, extra=job_extra(job))
             await self._events.emit("completed", job, value)
         elif status in (STATUS_FAILED, STATUS_RETRYING):
             job.failed_reason = _reason(value)
             job.stacktrace = stack
             if status == STATUS_FAILED:
                 job.finished_on = now_ms / 1000.0
+            log.warning(
+                "job %s (%s) failed, attempt %d of %d%s: %s", job.id, job.name, job.attempts_made, job.attempts,
+                "" if status == STATUS_FAILED else ", will retry", job.failed_reason,
+                extra=job_extra(job, attempts_made=job.attempts_made, final=status == STATUS_FAILED),
+            )
             await self._events.emit("failed", job, value)
 
     # running one job --------------------------------------------------------------------
@@ -410,6 +423,9 @@ class Worker:
     def _stalled_from_thread(self, recovered: list[str], failed: list[str]) -> None:
         assert self._loop is not None
         for job_id in recovered + failed:
+            log.warning("job %s of %s stalled (its worker stopped renewing the lock); %s", job_id, self.name,
+                        "failed for good" if job_id in failed else "back to waiting",
+                        extra={"job_id": job_id, "queue": self.name})
             self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
         if failed and self._events.has("failed"):
             asyncio.run_coroutine_threadsafe(self._report_stall_failures(failed), self._loop)
