@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .queue import Queue
+from .registry import list_workers
 
 # keys that exist while a queue holds anything (jobs, events, settings, workers, totals)
-QUEUE_KEYS = ("events", "wait", "prio", "delayed", "active", "completed", "failed", "meta", "workers", "metrics", "id")
+QUEUE_KEYS = ("events", "wait", "prio", "delayed", "active", "completed", "failed", "meta", "metrics", "id")
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,9 @@ class QueueFigures:
 async def read_figures(queue: Queue) -> QueueFigures:
     """The figures of one queue, read now."""
     counts = await queue.get_job_counts()
-    completed, failed, workers = await queue._ctx.call("metrics", [])
-    return QueueFigures(queue.name, counts, int(completed), int(failed), int(workers))
+    completed, failed = await queue._ctx.call("metrics", [])
+    workers = await list_workers(queue._ctx)
+    return QueueFigures(queue.name, counts, int(completed), int(failed), len(workers))
 
 
 async def queue_exists(queue: Queue) -> bool:

@@ -88,13 +88,13 @@ class Heartbeat(threading.Thread):
 
     async def _leave(self, client: ThreadClient, registration: Registration) -> None:
         try:
-            await registration.leave(client, self._base)
+            await registration.leave(client)
         except Exception as exc:  # noqa: BLE001 - best effort: the entry expires by itself anyway
             log.debug("could not remove worker %s from the registry: %s", registration.worker_id, exc)
 
     async def _beat(self, client: ThreadClient, registration: Registration) -> None:
         try:
-            await registration.beat(client, self._base)
+            await registration.beat(client)
         except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
             self._on_error(exc)
 

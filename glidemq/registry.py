@@ -1,9 +1,14 @@
 """The worker registry: which workers of a queue are alive, and what they are doing.
 
-Each running worker keeps an entry in its queue (``prefix:{queue}:w:<id>``, plus an index
-in ``prefix:{queue}:workers``) that its heartbeat thread refreshes. The entry expires on its
-own a few lock durations after the last refresh, so a worker that was killed drops out by
+Each running worker keeps an entry (``prefix:{queue:workers}:w:<id>``, plus an index in
+``prefix:{queue:workers}:index``) that its heartbeat thread refreshes. The entry expires on
+its own a few lock durations after the last refresh, so a worker that was killed drops out by
 itself; a worker that closes removes its entry at once.
+
+The registry has a hash tag of its own (all of a queue's registry keys share one slot): the
+heartbeats' periodic writes stay out of the queue's keyspace, so they neither change a
+snapshot of the queue's keys nor bring an obliterated queue back. ``{queue:workers}`` can
+never be a queue's tag, since queue names cannot contain ``:``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ._thread_client import ThreadClient
 TTL_LOCK_DURATIONS = 3  # an entry outlives its last refresh by this many lock durations
 MAX_BEAT_INTERVAL = 2.0  # seconds between refreshes at most (keeps active_jobs fresh)
 
-__all__ = ["Registration", "WorkerInfo", "list_workers", "new_worker_id"]
+__all__ = ["Registration", "WorkerInfo", "list_workers", "new_worker_id", "registry_base"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class WorkerInfo:
     concurrency: int
 
 
+def registry_base(prefix: str, queue: str) -> str:
+    """The key base of one queue's worker registry."""
+    return f"{prefix}:{{{queue}:workers}}:"
+
+
 def new_worker_id() -> str:
     """A unique worker id: host, pid and a random part (no ``:``, ``{`` or ``}``)."""
     host = socket.gethostname().replace(":", "-").replace("{", "-").replace("}", "-")
@@ -52,23 +62,24 @@ class Registration:
     """One worker's entry in the registry, kept fresh from its heartbeat thread."""
 
     def __init__(
-        self, worker_id: str, *, concurrency: int, lock_duration: float, active_jobs: Callable[[], int]
+        self, worker_id: str, base: str, *, concurrency: int, lock_duration: float, active_jobs: Callable[[], int]
     ) -> None:
         self.worker_id = worker_id
+        self.base = base
         self.interval = min(lock_duration / 2, MAX_BEAT_INTERVAL)
         self._ttl_ms = str(max(1, round(TTL_LOCK_DURATIONS * lock_duration * 1000)))
         self._active_jobs = active_jobs
         self._static = {"id": worker_id, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
                         "concurrency": concurrency}
 
-    async def beat(self, client: ThreadClient, base: str) -> None:
+    async def beat(self, client: ThreadClient) -> None:
         """Registers the worker or refreshes its entry."""
         info = json.dumps({**self._static, "active_jobs": self._active_jobs()})
-        await client.fcall("worker_beat", base, [self.worker_id, self._ttl_ms, info])
+        await client.fcall("worker_beat", self.base, [self.worker_id, self._ttl_ms, info])
 
-    async def leave(self, client: ThreadClient, base: str) -> None:
+    async def leave(self, client: ThreadClient) -> None:
         """Removes the worker's entry."""
-        await client.fcall("worker_leave", base, [self.worker_id])
+        await client.fcall("worker_leave", self.base, [self.worker_id])
 
 
 def _info(worker_id: str, entry: dict[str, Any]) -> WorkerInfo:
@@ -81,7 +92,7 @@ def _info(worker_id: str, entry: dict[str, Any]) -> WorkerInfo:
 
 async def list_workers(ctx: QueueContext) -> list[WorkerInfo]:
     """The live workers of one queue, oldest first."""
-    reply = await ctx.call("workers", [])
+    reply = await ctx.client.fcall("workers", registry_base(ctx.prefix, ctx.name), [])
     out = []
     for raw in reply:
         entry = json.loads(raw)

@@ -25,7 +25,7 @@ from .connection import Connection
 from .errors import GlideMQError, InvalidArgumentError, SerializationError, UnrecoverableError
 from .job import Job
 from .options import retry_delay_ms
-from .registry import Registration, new_worker_id
+from .registry import Registration, new_worker_id, registry_base
 
 log = get_logger("worker")
 
@@ -139,8 +139,8 @@ class Worker:
             max_stalled_count=self.max_stalled_count, on_stalled=self._stalled_from_thread,
             on_error=self._error_from_thread,
             registration=Registration(
-                self.id, concurrency=self.concurrency, lock_duration=self.lock_duration,
-                active_jobs=self._active.__len__,
+                self.id, registry_base(self._ctx.prefix, self.name), concurrency=self.concurrency,
+                lock_duration=self.lock_duration, active_jobs=self._active.__len__,
             ),
         )
         heartbeat.start()

@@ -14,8 +14,10 @@ from pathlib import Path
 from glide import GlideClient
 
 import glidemq
+from glidemq.discover import queue_names
 from glidemq.testing import EmbeddedValkeyCluster
 
+from .conftest import keyspace
 from .fault_worker import trail_key
 from .worker_helpers import wait_until
 
@@ -106,19 +108,34 @@ async def test_a_sigkilled_worker_drops_out_within_its_ttl(
 
         await wait_until(gone, timeout=3 * lock + 2)
         # the index is pruned too, not only the entry
-        assert await raw.zcard(f"glidemq:{{{qname}}}:workers") == 0
+        assert await raw.zcard(f"glidemq:{{{qname}:workers}}:index") == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(5)
 
 
-async def test_obliterate_forgets_the_registry(queue: glidemq.Queue, url: str, raw: GlideClient) -> None:
-    async with glidemq.Worker(queue.name, lambda job: None, connection=url):
+async def test_heartbeats_never_write_into_the_queue_keyspace(
+    queue: glidemq.Queue, url: str, raw: GlideClient
+) -> None:
+    await queue.add("x", delay=60)
+    async with glidemq.Worker(queue.name, lambda job: None, connection=url, lock_duration=0.2):
         await wait_until(queue.get_workers)
-    await queue.add("x")
-    await queue.obliterate()
-    assert await raw.custom_command(["KEYS", f"*{{{queue.name}}}*"]) == []
+        before = await keyspace(raw, queue.name)
+        await asyncio.sleep(0.5)  # several heartbeats
+        assert await keyspace(raw, queue.name) == before
+        await queue.obliterate()
+        await asyncio.sleep(0.3)
+        assert await keyspace(raw, queue.name) == {}  # the live worker does not bring the queue back
+        assert len(await queue.get_workers()) == 1
+    assert await raw.custom_command(["KEYS", f"*{queue.name}*"]) == []
+
+
+async def test_discovery_does_not_mistake_the_registry_for_a_queue(url: str, qname: str) -> None:
+    async with glidemq.Worker(qname, lambda job: None, connection=url):
+        async with glidemq.Queue(qname, connection=url) as q:
+            await wait_until(q.get_workers)
+        assert not [name for name in await queue_names(url) if qname in name]
 
 
 async def test_the_registry_works_on_a_cluster(cluster: EmbeddedValkeyCluster) -> None:

@@ -603,12 +603,14 @@ local function obliterate(keys, args)
   left = left + redis.call('LLEN', base .. 'wait')
   if left == 0 then
     redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker',
-      base .. 'metrics', base .. 'workers')
+      base .. 'metrics')
   end
   return left
 end
 
--- Operations: the worker registry and the figures of the metrics exporter -----------------
+-- Operations: the worker registry and the totals of the metrics exporter -----------------
+-- The registry functions take the registry's key base "<prefix>:{<queue>:workers}:" (a hash
+-- tag of its own, so heartbeats never write into the queue's keys), not the queue's.
 
 -- worker_beat(id, ttl_ms, info): registers or refreshes a live worker. Its entry expires by
 -- itself unless refreshed, so a worker that died drops out; the index is pruned here and on read.
@@ -617,8 +619,8 @@ local function worker_beat(keys, args)
   local now = now_ms()
   local ttl = tonumber(args[2])
   redis.call('SET', base .. 'w:' .. args[1], args[3], 'PX', ttl)
-  redis.call('ZADD', base .. 'workers', now + ttl, args[1])
-  redis.call('ZREMRANGEBYSCORE', base .. 'workers', '-inf', now)
+  redis.call('ZADD', base .. 'index', now + ttl, args[1])
+  redis.call('ZREMRANGEBYSCORE', base .. 'index', '-inf', now)
   return 1
 end
 
@@ -626,27 +628,25 @@ end
 local function worker_leave(keys, args)
   local base = keys[1]
   redis.call('DEL', base .. 'w:' .. args[1])
-  return redis.call('ZREM', base .. 'workers', args[1])
+  return redis.call('ZREM', base .. 'index', args[1])
 end
 
 -- workers(): the info of every live worker.
 local function workers(keys, args)
   local base = keys[1]
-  redis.call('ZREMRANGEBYSCORE', base .. 'workers', '-inf', now_ms())
+  redis.call('ZREMRANGEBYSCORE', base .. 'index', '-inf', now_ms())
   local out = {}
-  for _, id in ipairs(redis.call('ZRANGE', base .. 'workers', 0, -1)) do
+  for _, id in ipairs(redis.call('ZRANGE', base .. 'index', 0, -1)) do
     local info = redis.call('GET', base .. 'w:' .. id)
     if info then out[#out + 1] = info end
   end
   return out
 end
 
--- metrics(): the jobs completed and failed for good so far, and the number of live workers.
+-- metrics(): the jobs of the queue completed and failed for good so far.
 local function metrics(keys, args)
-  local base = keys[1]
-  local totals = redis.call('HMGET', base .. 'metrics', 'completed', 'failed')
-  local live = redis.call('ZCOUNT', base .. 'workers', '(' .. now_ms(), '+inf')
-  return {tonumber(totals[1] or '0'), tonumber(totals[2] or '0'), live}
+  local totals = redis.call('HMGET', keys[1] .. 'metrics', 'completed', 'failed')
+  return {tonumber(totals[1] or '0'), tonumber(totals[2] or '0')}
 end
 
 local ro = {'no-writes'}
