@@ -11,6 +11,7 @@ from . import _validate as check
 from ._adds import AddBatcher, Written, chunks, write
 from ._client import Client
 from ._context import QueueContext
+from ._tracing import traced_add
 from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
@@ -60,6 +61,7 @@ class Queue:
             await client.close()
         await self._ctx.close()
 
+    @traced_add
     async def add(
         self,
         name: str,
@@ -94,6 +96,7 @@ class Queue:
         (job,) = await self._jobs([encoded], [data], [await self._batcher.add(encoded)])
         return job
 
+    @traced_add
     async def add_bulk(
         self,
         jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]],

@@ -13,6 +13,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from . import _tracing as tracing
 from . import _validate as check
 from ._client import Client
 from ._codec import decode_active, encode_finished, pack
@@ -94,6 +95,7 @@ class Worker:
         self._ready: deque[Job] = deque()  # prefetched, not started yet
         self._tasks: dict[str, asyncio.Task[None]] = {}  # running processors
         self._leases: dict[str, str] = {}
+        self._traces: dict[str, bytes] = {}  # trace contexts of held jobs that carry one
         self._finished: list[tuple[Any, ...]] = []
         self._outcomes: list[tuple[Job, Any, list[str]]] = []  # (job, result or error, stack)
         self._wake: asyncio.Event | None = None
@@ -315,7 +317,10 @@ class Worker:
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished)]
-        now_ms, next_delay, statuses, records = await self._ctx.client.fcall("take", self._ctx.base, args)
+        reply = await self._ctx.client.fcall("take", self._ctx.base, args)
+        now_ms, next_delay, statuses, records = reply[:4]
+        if len(reply) > 4:  # trace contexts of the jobs activated now
+            self._traces.update(tracing.pairs(reply[4]))
         for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
@@ -395,6 +400,12 @@ class Worker:
             self._done(job, "c", payload, [], 0, job.attempts_made + 1, result)
 
     async def _invoke(self, job: Job) -> Any:
+        carrier = self._traces.pop(job.id, None) if self._traces else None
+        if carrier is not None and tracing.enabled():
+            return await tracing.traced_process(self.name, job, carrier, self._call_processor)
+        return await self._call_processor(job)
+
+    async def _call_processor(self, job: Job) -> Any:
         if self._is_async:
             return await self._processor(job)
         assert self._loop is not None and self._executor is not None
@@ -407,6 +418,8 @@ class Worker:
         self, job: Job, kind: str, payload: bytes, stack: list[str], retry: int, attempts_made: int, value: Any
     ) -> None:
         keep = job._keep_complete if kind == "c" else job._keep_fail
+        if self._traces:
+            self._traces.pop(job.id, None)
         extra = pack(stack) if stack else b""
         entry = (job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority)
         self._finished.append(entry)

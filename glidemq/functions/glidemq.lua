@@ -11,6 +11,8 @@ local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc
 -- Fields left at their default are not stored (every argument of a command costs the
 -- server an allocation); readers fill the defaults in.
 local JOB_DEFAULTS = {'', '', '0', '1', '0', '0', '0', '', '0', '', '-1', '-1'}
+-- fetched on activation: the job fields, then its trace context (returned apart, see `take`)
+local ACTIVATION_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc', 'rf', 'tc'}
 local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
   {'rc', 10, '-1'}, {'rf', 11, '-1'}}
 
@@ -219,16 +221,17 @@ local function waiting_count(base)
   return redis.call('LLEN', base .. 'wait') + redis.call('ZCARD', base .. 'prio')
 end
 
--- Activates up to `want` jobs; returns a flat array of job records.
+-- Activates up to `want` jobs; returns a flat array of job records and a flat array of
+-- [id, trace context] of the activated jobs that carry one.
 local function activate(base, want, lock_ms, now, now_s)
-  local out = {}
-  if want <= 0 or redis.call('HGET', base .. 'meta', 'paused') == '1' then return out end
+  local out, traces = {}, {}
+  if want <= 0 or redis.call('HGET', base .. 'meta', 'paused') == '1' then return out, traces end
   local ids = redis.call('LPOP', base .. 'wait', want) or {}
   if #ids < want then
     local popped = redis.call('ZPOPMIN', base .. 'prio', want - #ids)
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
-  if #ids == 0 then return out end
+  if #ids == 0 then return out, traces end
   -- Sequence and server time: a token never repeats, even after a restart that lost the
   -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
   local token = seq(base) .. '-' .. now
@@ -237,11 +240,15 @@ local function activate(base, want, lock_ms, now, now_s)
   for i, id in ipairs(ids) do
     local jk = base .. 'j:' .. id
     redis.call('HSET', jk, 's', 'active', 'po', now_s)
-    local f = redis.call('HMGET', jk, unpack(JOB_FIELDS))
+    local f = redis.call('HMGET', jk, unpack(ACTIVATION_FIELDS))
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = now_s
     for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or JOB_DEFAULTS[k] end
+    if f[#ACTIVATION_FIELDS] then
+      traces[#traces + 1] = id
+      traces[#traces + 1] = f[#ACTIVATION_FIELDS]
+    end
     scores[#scores + 1] = deadline
     scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
@@ -252,12 +259,13 @@ local function activate(base, want, lock_ms, now, now_s)
   else
     emit(base, 'drained', '')
   end
-  return out
+  return out, traces
 end
 
 -- take(lock_ms, want, finished): finishes a batch of jobs and activates the next ones in
 -- one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry} ('' for none).
--- Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none)}.
+-- Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none)}, followed by
+-- [id, trace context] * m when activated jobs carry trace contexts.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
@@ -270,24 +278,28 @@ local function take(keys, args)
     end
   end
   local delay = next_delay(base, now)
-  local jobs = activate(base, want, lock_ms, now, now_s)
+  local jobs, traces = activate(base, want, lock_ms, now, now_s)
   local packed = ''
   if #jobs > 0 then packed = cmsgpack.pack(jobs) end
   if delay == 0 then delay = next_delay(base, now) end
+  if #traces > 0 then return {now, delay, results, packed, traces} end
   return {now, delay, results, packed}
 end
 
--- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
+-- add(jobs[, traces]): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
 -- backoff, timeout_ms, lifo, rc, rf}, numbers as decimal strings (Lua turns numbers
 -- into strings slowly, so the client does it). Returns {now, [id, created] * n}; an existing custom id
--- is left untouched (created = 0).
+-- is left untouched (created = 0). `traces` (optional): a msgpack array of each job's trace
+-- context ('' for none), stored as field 'tc'.
 local function add(keys, args)
   local base = keys[1]
   local now = now_ms()
   local now_s = tostring(now)
   local out = {now}
   local woke = false
-  for _, j in ipairs(cmsgpack.unpack(args[1])) do
+  local traces = false
+  if args[2] then traces = cmsgpack.unpack(args[2]) end
+  for i, j in ipairs(cmsgpack.unpack(args[1])) do
     local id = j[1]
     local created = 0
     if id == '' then
@@ -306,6 +318,10 @@ local function add(keys, args)
           fields[#fields + 1] = opt[1]
           fields[#fields + 1] = value
         end
+      end
+      if traces and traces[i] ~= '' then
+        fields[#fields + 1] = 'tc'
+        fields[#fields + 1] = traces[i]
       end
       redis.call('HSET', jk, unpack(fields))
       emit(base, 'added', id, 'name', j[2])
