@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -80,7 +81,9 @@ class Tally:
 async def main(args: argparse.Namespace) -> None:
     tally = Tally(args.jobs)
     processor = tally.stamp if args.mode == "latency" else tally.noop
-    worker = glidemq.Worker(args.queue, processor, connection=args.url, concurrency=args.concurrency)
+    # GLIDEMQ_BENCH_METRICS=1: the worker records its Prometheus histograms (bench/metrics_overhead.py)
+    options = {"metrics": True} if os.environ.get("GLIDEMQ_BENCH_METRICS") == "1" else {}
+    worker = glidemq.Worker(args.queue, processor, connection=args.url, concurrency=args.concurrency, **options)
     worker.on("completed", tally.on_completed)
     worker.on("failed", tally.on_failed)
     worker.on("stalled", tally.on_stalled)

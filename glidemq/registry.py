@@ -1,9 +1,10 @@
 """The worker registry: which workers of a queue are alive, and what they are doing.
 
-Each running worker keeps an entry (``prefix:{queue:workers}:w:<id>``, plus an index in
-``prefix:{queue:workers}:index``) that its heartbeat thread refreshes. The entry expires on
-its own a few lock durations after the last refresh, so a worker that was killed drops out by
-itself; a worker that closes removes its entry at once.
+Each running worker keeps an entry (a field of ``prefix:{queue:workers}:info``, indexed by
+expiry time in ``prefix:{queue:workers}:index``) that its heartbeat thread refreshes. An entry
+not refreshed for a few lock durations is dropped (on the next heartbeat of any worker of the
+queue, and on every read), so a worker that was killed drops out by itself; a worker that
+closes removes its entry at once.
 
 The registry has a hash tag of its own (all of a queue's registry keys share one slot): the
 heartbeats' periodic writes stay out of the queue's keyspace, so they neither change a

@@ -119,8 +119,13 @@ async def test_heartbeats_never_write_into_the_queue_keyspace(
     queue: glidemq.Queue, url: str, raw: GlideClient
 ) -> None:
     await queue.add("x", delay=60)
-    async with glidemq.Worker(queue.name, lambda job: None, connection=url, lock_duration=0.2):
+    worker = glidemq.Worker(queue.name, lambda job: None, connection=url, lock_duration=0.2)
+    drained = asyncio.Event()
+    worker.on("drained", drained.set)
+    async with worker:
         await wait_until(queue.get_workers)
+        await asyncio.wait_for(drained.wait(), 10)
+        await asyncio.sleep(0.2)  # the worker now waits for the delayed job: its loop writes nothing
         before = await keyspace(raw, queue.name)
         await asyncio.sleep(0.5)  # several heartbeats
         assert await keyspace(raw, queue.name) == before

@@ -628,32 +628,43 @@ end
 -- The registry functions take the registry's key base "<prefix>:{<queue>:workers}:" (a hash
 -- tag of its own, so heartbeats never write into the queue's keys), not the queue's.
 
--- worker_beat(id, ttl_ms, info): registers or refreshes a live worker. Its entry expires by
--- itself unless refreshed, so a worker that died drops out; the index is pruned here and on read.
+-- Entries live in the 'info' hash (worker id -> info), indexed by expiry time in the 'index'
+-- zset; expired entries are dropped on every heartbeat and every read, so a worker that died
+-- drops out by itself. (Only commands of the runtime user's ACL: see docs/security.md.)
+local function prune_workers(base, now)
+  local expired = redis.call('ZRANGEBYSCORE', base .. 'index', '-inf', now, 'LIMIT', 0, 100)
+  if #expired > 0 then
+    redis.call('HDEL', base .. 'info', unpack(expired))
+    redis.call('ZREM', base .. 'index', unpack(expired))
+  end
+end
+
+-- worker_beat(id, ttl_ms, info): registers or refreshes a live worker for ttl_ms.
 local function worker_beat(keys, args)
   local base = keys[1]
   local now = now_ms()
-  local ttl = tonumber(args[2])
-  redis.call('SET', base .. 'w:' .. args[1], args[3], 'PX', ttl)
-  redis.call('ZADD', base .. 'index', now + ttl, args[1])
-  redis.call('ZREMRANGEBYSCORE', base .. 'index', '-inf', now)
+  redis.call('HSET', base .. 'info', args[1], args[3])
+  redis.call('ZADD', base .. 'index', now + tonumber(args[2]), args[1])
+  prune_workers(base, now)
   return 1
 end
 
 -- worker_leave(id): a worker that closes removes itself at once.
 local function worker_leave(keys, args)
   local base = keys[1]
-  redis.call('DEL', base .. 'w:' .. args[1])
+  redis.call('HDEL', base .. 'info', args[1])
   return redis.call('ZREM', base .. 'index', args[1])
 end
 
 -- workers(): the info of every live worker.
 local function workers(keys, args)
   local base = keys[1]
-  redis.call('ZREMRANGEBYSCORE', base .. 'index', '-inf', now_ms())
+  local now = now_ms()
+  prune_workers(base, now)
+  local ids = redis.call('ZRANGEBYSCORE', base .. 'index', '(' .. now, '+inf')
   local out = {}
-  for _, id in ipairs(redis.call('ZRANGE', base .. 'index', 0, -1)) do
-    local info = redis.call('GET', base .. 'w:' .. id)
+  if #ids == 0 then return out end
+  for _, info in ipairs(redis.call('HMGET', base .. 'info', unpack(ids))) do
     if info then out[#out + 1] = info end
   end
   return out
