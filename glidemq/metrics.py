@@ -175,25 +175,33 @@ class WorkerMetrics(Collector):
     def observe(self, queue: str, outcomes: Sequence[tuple[Any, ...]], statuses: Sequence[int], now_ms: int) -> None:
         """Records one finished batch: ``outcomes`` are ``(job, ...)``, ``statuses`` what ``take`` said."""
         now = now_ms / 1000.0
+        pair = self._queues.get(queue)
+        if pair is None:
+            pair = self._queues.setdefault(queue, (_Buckets(DURATION_BUCKETS), _Buckets(PICKUP_BUCKETS)))
+        duration, pickup = pair
+        d_bounds, d_counts, p_bounds, p_counts = duration.bounds, duration.counts, pickup.bounds, pickup.counts
+        d_sum = p_sum = 0.0
         with self._lock:
-            pair = self._queues.get(queue)
-            if pair is None:
-                pair = self._queues[queue] = (_Buckets(DURATION_BUCKETS), _Buckets(PICKUP_BUCKETS))
-            duration, pickup = pair
-            for outcome, status in zip(outcomes, statuses, strict=True):
+            for outcome, status in zip(outcomes, statuses):  # noqa: B905 - same length by construction
                 if status < STATUS_COMPLETED or status > STATUS_RETRYING:
                     continue  # lost lock or handed back: no run to measure
                 job = outcome[0]
                 started = job.processed_on
                 if started is None:
                     continue
-                seconds = max(now - started, 0.0)
-                duration.counts[bisect_left(duration.bounds, seconds)] += 1
-                duration.total += seconds
+                seconds = now - started
+                if seconds < 0.0:
+                    seconds = 0.0
+                d_counts[bisect_left(d_bounds, seconds)] += 1
+                d_sum += seconds
                 if job.attempts_made == 1:
-                    waited = max(started - job.timestamp - job.delay, 0.0)
-                    pickup.counts[bisect_left(pickup.bounds, waited)] += 1
-                    pickup.total += waited
+                    waited = started - job.timestamp - job.delay
+                    if waited < 0.0:
+                        waited = 0.0
+                    p_counts[bisect_left(p_bounds, waited)] += 1
+                    p_sum += waited
+            duration.total += d_sum
+            pickup.total += p_sum
 
     def describe(self) -> Iterable[Metric]:
         return []
