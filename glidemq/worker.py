@@ -47,6 +47,7 @@ class Worker:
     ``prefetch=N`` lets the worker hold up to N jobs beyond ``concurrency`` (leased, started
     as processors free up): fewer round trips for short jobs, at the cost of those jobs
     waiting here while another worker may be idle.
+    ``id`` names the worker in ``Queue.get_workers()`` and in its log records.
     ``metrics=True`` (or a prometheus_client ``CollectorRegistry``) records job durations and
     pickup latencies; ``metrics_port=N`` also serves them, with the queue's figures, on
     ``http://0.0.0.0:N/metrics`` while the worker runs (see ``glidemq.metrics``).
