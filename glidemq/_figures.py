@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .queue import Queue
-from .registry import list_workers
+from .registry import list_workers, registry_base
 
 # keys that exist while a queue holds anything (jobs, events, settings, workers, totals)
 QUEUE_KEYS = ("events", "wait", "prio", "delayed", "active", "completed", "failed", "meta", "metrics", "id")
@@ -34,7 +34,10 @@ async def read_figures(queue: Queue) -> QueueFigures:
 
 
 async def queue_exists(queue: Queue) -> bool:
-    """True when the queue has any key on the server."""
+    """True when the queue has any key on the server, or a worker (that may not have seen a job yet)."""
     ctx = queue._ctx
     found = await ctx.client.command(["EXISTS", *(ctx.key(k) for k in QUEUE_KEYS)], key=ctx.base)
-    return int(found) > 0
+    if int(found) > 0:
+        return True
+    workers = registry_base(ctx.prefix, ctx.name) + "index"
+    return int(await ctx.client.command(["EXISTS", workers], key=workers)) > 0

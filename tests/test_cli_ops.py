@@ -139,7 +139,11 @@ async def test_remove_clean_pause_and_resume(queue: glidemq.Queue, url: str) -> 
 
 
 async def test_workers_lists_the_live_workers(queue: glidemq.Queue, url: str) -> None:
-    await queue.add("x")  # the queue exists
+    async with glidemq.Worker(queue.name, lambda job: None, connection=url) as worker:
+        await wait_until(queue.get_workers)  # a queue that never had a job, but has a worker
+        lines = (await ok("workers", queue.name, "--url", url)).splitlines()
+        assert lines[1].split()[0] == worker.id
+    await queue.add("x")
     assert "no live workers" in await ok("workers", queue.name, "--url", url)
     async with glidemq.Worker(queue.name, lambda job: None, connection=url, concurrency=7) as worker:
         await wait_until(queue.get_workers)
