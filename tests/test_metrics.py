@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import glidemq
 from glidemq.metrics import QueueCollector, serve_metrics
-from glidemq.testing import free_port
+from glidemq.testing import EmbeddedValkeyCluster, free_port
 
 from .worker_helpers import wait_until
 
@@ -222,3 +223,21 @@ def test_the_metrics_command_rejects_bad_arguments(args: Sequence[str]) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "error" in err
+
+
+async def test_the_exporter_works_on_a_cluster(cluster: EmbeddedValkeyCluster) -> None:
+    names = [f"met{i}{os.getpid()}" for i in range(3)]  # spread over several slots
+    for i, name in enumerate(names):
+        async with glidemq.Queue(name, connection=cluster.url) as q:
+            await run_jobs(q, cluster.url, ok=i + 1, bad=0)
+    server = await serve_metrics(0, connection=cluster.url, addr="127.0.0.1")  # every queue, found by SCAN
+    try:
+        samples = await scrape(server.port)
+        for i, name in enumerate(names):
+            assert value(samples, "glidemq_jobs_completed_total", queue=name) == i + 1
+            assert value(samples, "glidemq_jobs", queue=name, state="completed") == i + 1
+    finally:
+        await server.close()
+        for name in names:
+            async with glidemq.Queue(name, connection=cluster.url) as q:
+                await q.obliterate(force=True)
