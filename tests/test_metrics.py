@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,32 @@ async def test_the_exporter_works_on_a_cluster(cluster: EmbeddedValkeyCluster) -
         for name in names:
             async with glidemq.Queue(name, connection=cluster.url) as q:
                 await q.obliterate(force=True)
+
+
+async def test_jobs_failed_by_the_stall_check_count_as_failed(queue: glidemq.Queue, url: str, qname: str) -> None:
+    job = await queue.add("long", {"sleep": 60})
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "tests.fault_worker", url, qname, "--lock-duration", "0.5"],
+        cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        async def started() -> bool:
+            assert victim.poll() is None, "the worker process exited"
+            return await job.get_state() == "active"
+
+        await wait_until(started, timeout=20)
+    finally:
+        victim.kill()
+        victim.wait(5)
+    async with glidemq.Worker(qname, lambda job: None, connection=url, lock_duration=0.5, stalled_interval=0.2,
+                              max_stalled_count=0):
+        with pytest.raises(glidemq.JobFailedError, match="stalled"):
+            await job.wait_until_finished(timeout=10)
+    server = await serve_metrics(0, connection=url, queues=[qname], addr="127.0.0.1")
+    try:
+        samples = await scrape(server.port)
+        assert value(samples, "glidemq_jobs_failed_total", queue=qname) == 1
+        assert value(samples, "glidemq_jobs_completed_total", queue=qname) == 0
+    finally:
+        await server.close()
