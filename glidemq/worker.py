@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import traceback
@@ -410,7 +411,10 @@ class Worker:
         if self._is_async:
             return await self._processor(job)
         assert self._loop is not None and self._executor is not None
-        result = await self._loop.run_in_executor(self._executor, self._processor, job)
+        # in the caller's context (as asyncio.to_thread does): context variables, such as the
+        # current trace span, are visible to plain-def processors too
+        run = contextvars.copy_context().run
+        result = await self._loop.run_in_executor(self._executor, run, self._processor, job)
         if inspect.isawaitable(result):
             result = await result
         return result

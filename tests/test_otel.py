@@ -70,6 +70,25 @@ async def test_the_worker_span_continues_the_producer_trace(
     assert process.attributes["messaging.destination.name"] == queue.name
 
 
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_spans_opened_by_the_processor_are_children_of_the_process_span(
+    queue: glidemq.Queue, url: str, spans: InMemorySpanExporter, kind: str
+) -> None:
+    def work(job: glidemq.Job) -> str:
+        with trace.get_tracer("app").start_as_current_span("render"):
+            return "ok"
+
+    async def async_work(job: glidemq.Job) -> str:
+        return work(job)
+
+    job = await queue.add("x")
+    async with glidemq.Worker(queue.name, async_work if kind == "async" else work, connection=url):
+        await job.wait_until_finished(timeout=10)
+    (process,) = _named(spans, f"process {queue.name}")
+    (render,) = _named(spans, "render")
+    assert render.parent is not None and render.parent.span_id == process.context.span_id
+
+
 async def test_every_job_of_a_bulk_add_carries_the_trace(
     queue: glidemq.Queue, url: str, spans: InMemorySpanExporter
 ) -> None:
