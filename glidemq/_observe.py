@@ -9,7 +9,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _validate as check
+from ._logging import get_logger
+from ._worker_events import EventEmitter
 from .connection import Connection
+from .errors import GlideMQError
+
+log = get_logger("worker")
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -44,15 +49,24 @@ class WorkerObserver:
         """Records a batch of finished jobs."""
         self.metrics.observe(self.queue, outcomes, statuses, now_ms)
 
-    async def start(self, connection: Connection, prefix: str) -> None:
-        """Starts the HTTP endpoint, if the worker has a metrics port."""
+    async def start(self, connection: Connection, prefix: str, events: EventEmitter) -> None:
+        """Starts the HTTP endpoint, if the worker has a metrics port.
+
+        A port that cannot be served (in use, say) is reported as an ``error`` event and logged;
+        the worker runs on without it.
+        """
         if self.port is None:
             return
         from .metrics import serve_metrics  # optional dependency
 
-        self._server = await serve_metrics(
-            self.port, connection=connection, prefix=prefix, queues=[self.queue], registry=self.registry
-        )
+        try:
+            self._server = await serve_metrics(
+                self.port, connection=connection, prefix=prefix, queues=[self.queue], registry=self.registry
+            )
+        except OSError as exc:
+            log.error("cannot serve metrics of queue %s on port %s: %s", self.queue, self.port, exc,
+                      extra={"queue": self.queue})
+            await events.emit("error", GlideMQError(f"cannot serve metrics on port {self.port}: {exc}"))
 
     async def stop(self) -> None:
         """Stops the HTTP endpoint."""

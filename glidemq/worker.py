@@ -150,7 +150,7 @@ class Worker:
         heartbeat.start()
         try:
             if self._observer is not None:
-                await self._observer.start(self._ctx.connection, self._ctx.prefix)
+                await self._observer.start(self._ctx.connection, self._ctx.prefix, self._events)
             log.info("worker %s started on queue %s, concurrency %d", self.id, self.name, self.concurrency,
                      extra={"worker_id": self.id, "queue": self.name})
             while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -167,6 +168,19 @@ async def test_a_worker_serves_its_metrics_on_a_port(queue: glidemq.Queue, url: 
         assert value(samples, "glidemq_workers", queue=queue.name) == 1
     with pytest.raises(OSError):
         await asyncio.to_thread(_scrape, port)  # closed with the worker
+
+
+async def test_a_busy_metrics_port_is_reported_and_the_worker_runs_on(queue: glidemq.Queue, url: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        errors: list[BaseException] = []
+        worker = glidemq.Worker(queue.name, lambda job: "ran", connection=url, metrics_port=busy.getsockname()[1])
+        worker.on("error", errors.append)
+        async with worker:
+            job = await queue.add("x")
+            assert await job.wait_until_finished(timeout=10) == "ran"
+        assert [str(e) for e in errors if "metrics" in str(e)]
 
 
 async def test_bad_metrics_options_raise_at_the_call_site(url: str, qname: str) -> None:
