@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -83,6 +84,8 @@ async def main(args: argparse.Namespace) -> None:
     options: dict[str, Any] = json.loads(args.worker_options)
     if "limiter" in options:
         options["limiter"] = glidemq.RateLimit(*options["limiter"])
+    if os.environ.get("GLIDEMQ_BENCH_METRICS") == "1":  # bench/metrics_overhead.py
+        options["metrics"] = True
     worker = glidemq.Worker(args.queue, processor, connection=args.url, concurrency=args.concurrency, **options)
     worker.on("completed", tally.on_completed)
     worker.on("failed", tally.on_failed)

@@ -22,6 +22,7 @@ from .health import Health, NodeHealth, health
 from .job import Job
 from .options import Backoff, Dedup, RateLimit
 from .queue import Queue
+from .registry import WorkerInfo
 from .schedulers import SchedulerInfo
 from .worker import Worker
 
@@ -55,6 +56,7 @@ __all__ = [
     "ServerError",
     "UnrecoverableError",
     "Worker",
+    "WorkerInfo",
     "__version__",
     "health",
 ]

@@ -18,7 +18,6 @@ from ._cli_common import EXIT_ERROR, UsageError
 from ._cli_sync import build_sync_worker, wants_sync_worker
 from .connection import Connection
 from .errors import GlideMQError
-from .job import Job
 from .queue import Queue
 from .sync import Worker as SyncWorker
 from .worker import Worker
@@ -150,18 +149,12 @@ async def _watch_burst(worker: Worker) -> None:
                 return
 
 
-def _log_failed(job: Job, exc: BaseException) -> None:
-    log.warning("job %s (%s) failed, attempt %d of %d: %s", job.id, job.name, job.attempts_made, job.attempts,
-                job.failed_reason)
-
-
 async def serve(worker: Worker, *, burst: bool) -> bool:
     """Runs ``worker`` until it is closed by a signal or, with ``burst``, an empty queue; True if forced."""
     loop = asyncio.get_running_loop()
     shutdown = _Shutdown(worker)
     for signum in SHUTDOWN_SIGNALS:
         _on_signal(loop, signum, shutdown.on_signal)
-    worker.on("failed", _log_failed)
     watcher = asyncio.create_task(_watch_burst(worker)) if burst else None
     try:
         await worker.run()
@@ -177,7 +170,6 @@ async def serve(worker: Worker, *, burst: bool) -> bool:
 
 def serve_sync(worker: SyncWorker, *, burst: bool) -> bool:
     """Runs a sync worker on this (main) thread until a signal or, with ``burst``, an empty queue."""
-    worker.async_worker.on("failed", _log_failed)
     watcher = worker._portal.submit(_watch_burst(worker.async_worker)) if burst else None
     try:
         worker.run()

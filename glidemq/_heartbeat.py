@@ -7,15 +7,16 @@ while a processor blocks the worker's event loop.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable
 
+from ._logging import get_logger
 from ._thread_client import ThreadClient
 from .connection import Connection
+from .registry import Registration
 
-log = logging.getLogger("glidemq")
+log = get_logger("heartbeat")
 TICK = 0.05
 RENEW_RETRY = 0.5  # after a failed renewal (server restart, cluster failover): try again soon
 STALL_BATCH = 1000
@@ -36,6 +37,7 @@ class Heartbeat(threading.Thread):
         on_stalled: Callable[[list[str], list[str]], None],
         on_error: Callable[[BaseException], None],
         dead_letters: bool = False,
+        registration: Registration | None = None,
     ) -> None:
         super().__init__(name=f"glidemq-heartbeat {base}", daemon=True)
         self._connection = connection
@@ -48,6 +50,7 @@ class Heartbeat(threading.Thread):
         self._dead_letters = "1" if dead_letters else "0"
         self._on_stalled = on_stalled
         self._on_error = on_error
+        self._registration = registration
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -61,10 +64,14 @@ class Heartbeat(threading.Thread):
         # Not a glide client: glide delivers replies on the event loop a processor may block.
         client = ThreadClient(self._connection, name="glidemq-heartbeat")
         next_renew = time.monotonic() + self._renew_every
-        next_stall = time.monotonic()
+        next_stall = next_beat = time.monotonic()
+        registration = self._registration
         try:
             while not self._halt.is_set():
                 now = time.monotonic()
+                if registration is not None and now >= next_beat:
+                    next_beat = now + registration.interval
+                    await self._beat(client, registration)
                 try:
                     if now >= next_renew:
                         next_renew = now + min(self._renew_every, RENEW_RETRY)
@@ -76,8 +83,22 @@ class Heartbeat(threading.Thread):
                 except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
                     self._on_error(exc)
                 await asyncio.sleep(TICK)
+            if registration is not None:
+                await self._leave(client, registration)
         finally:
             await client.close()
+
+    async def _leave(self, client: ThreadClient, registration: Registration) -> None:
+        try:
+            await registration.leave(client)
+        except Exception as exc:  # noqa: BLE001 - best effort: the entry expires by itself anyway
+            log.debug("could not remove worker %s from the registry: %s", registration.worker_id, exc)
+
+    async def _beat(self, client: ThreadClient, registration: Registration) -> None:
+        try:
+            await registration.beat(client)
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
+            self._on_error(exc)
 
     async def _renew(self, client: ThreadClient) -> None:
         leases = self._leases()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
+from ._logging import get_logger
 from .errors import InvalidArgumentError
 
-log = logging.getLogger("glidemq")
+log = get_logger("worker")
 
 EVENTS = ("active", "completed", "failed", "progress", "stalled", "error", "drained", "closed")
 

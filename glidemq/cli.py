@@ -7,7 +7,9 @@ glidemq demo [--url URL] [--jobs N] [--concurrency N]
 glidemq doctor [--url URL]
 glidemq load-library [--url URL]
 glidemq dashboard [--port 8080] [--host H] [--url URL] [--prefix P] [--queue NAME ...] [--read-only]
+glidemq queues | job | retry | remove | clean | pause | resume | workers | watch | metrics ...
 ```
+(the operations commands: see ``glidemq._cli_ops``)
 The server is ``--url``, else the ``GLIDEMQ_URL`` environment variable, else
 ``valkey://127.0.0.1:6379`` (``demo`` starts an embedded Valkey instead of using the default).
 Exit codes: 0 success, 1 runtime failure (server unreachable, ...), 2 bad usage, 130 interrupted.
@@ -21,7 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, _cli_ops
 from ._cli_admin import run_doctor_command, run_load_library_command
 from ._cli_common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, connection_url, positive_int
 from ._cli_dashboard import add_dashboard_parser, run_dashboard_command
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--url", help=url_help)
     add_dashboard_parser(commands, url_help)
+    _cli_ops.add_commands(commands, url_help)
     return parser
 
 
@@ -129,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "worker": run_worker_command, "stats": run_stats_command, "demo": run_demo_command,
         "doctor": run_doctor_command, "load-library": run_load_library_command,
-        "dashboard": run_dashboard_command,
+        "dashboard": run_dashboard_command, **_cli_ops.HANDLERS,
     }
     try:
         return handlers[args.command](args)

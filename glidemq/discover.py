@@ -24,7 +24,8 @@ def queue_name_of(key: bytes | str, prefix: str) -> str | None:
     end = text.find("}:", len(head))
     if end <= len(head):
         return None
-    return text[len(head):end]
+    name = text[len(head):end]
+    return None if ":" in name else name  # e.g. "{emails:workers}": the worker registry, not a queue
 
 
 async def queue_names_with(client: Client, prefix: str = "glidemq") -> list[str]:

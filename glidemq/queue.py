@@ -13,11 +13,13 @@ from ._adds import AddBatcher, Written, chunks, write
 from ._client import Client
 from ._context import QueueContext
 from ._flow_outbox import remove_job
+from ._tracing import traced_add
 from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
 from .options import JOB_OPTIONS, Backoff, Dedup, RateLimit, encode_job
+from .registry import WorkerInfo, list_workers
 from .schedulers import SchedulerInfo, list_schedulers, remove_scheduler, scheduler_args, upsert_scheduler
 
 STATES = ("waiting", "active", "delayed", "completed", "failed", "waiting-children")
@@ -62,6 +64,7 @@ class Queue:
             await client.close()
         await self._ctx.close()
 
+    @traced_add
     async def add(
         self,
         name: str,
@@ -114,6 +117,7 @@ class Queue:
         job = await self.add(name, data, **job_options)
         return await job.wait_until_finished(timeout=max(0.0, deadline - time.monotonic()))
 
+    @traced_add
     async def add_bulk(
         self,
         jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]],
@@ -295,6 +299,7 @@ class Queue:
             await self._ctx.call("set_limits", ["concurrency"])
             return
         await self._ctx.call("set_limits", ["concurrency", str(check.integer(n, "global concurrency", minimum=1))])
+
     async def upsert_job_scheduler(
         self,
         scheduler_id: str,
@@ -328,6 +333,10 @@ class Queue:
     async def remove_job_scheduler(self, scheduler_id: str) -> bool:
         """Deletes a job scheduler and its pending job; False if there was no such scheduler."""
         return await remove_scheduler(self._ctx, scheduler_id)
+
+    async def get_workers(self) -> list[WorkerInfo]:
+        """The live workers of this queue (oldest first); workers that died drop out by themselves."""
+        return await list_workers(self._ctx)
 
     async def _server_ms(self) -> int:
         # the clock of the node that holds the queue: the one its functions compare with

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import traceback
@@ -14,6 +15,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from . import _tracing as tracing
 from . import _validate as check
 from ._client import Client
 from ._codec import decode_active, encode_finished, pack
@@ -21,6 +23,8 @@ from ._context import QueueContext
 from ._dead_letters import deliver
 from ._flow_outbox import OutboxPump
 from ._heartbeat import Heartbeat
+from ._logging import get_logger, job_extra
+from ._observe import WorkerObserver
 from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
@@ -28,8 +32,9 @@ from .errors import GlideMQError, InvalidArgumentError, RateLimitError, Serializ
 from .job import Job
 from .options import RateLimit, retry_delay_ms
 from .queue import Queue
+from .registry import Registration, new_worker_id, registry_base
 
-log = logging.getLogger("glidemq")
+log = get_logger("worker")
 
 Processor = Callable[[Job], Awaitable[Any] | Any]
 MAX_BLOCK = 5.0
@@ -49,6 +54,10 @@ class Worker:
     ``prefetch=N`` lets the worker hold up to N jobs beyond ``concurrency`` (leased, started
     as processors free up): fewer round trips for short jobs, at the cost of those jobs
     waiting here while another worker may be idle.
+    ``id`` names the worker in ``Queue.get_workers()`` and in its log records.
+    ``metrics=True`` (or a prometheus_client ``CollectorRegistry``) records job durations and
+    pickup latencies; ``metrics_port=N`` also serves them, with the queue's figures, on
+    ``http://0.0.0.0:N/metrics`` while the worker runs (see ``glidemq.metrics``).
     """
 
     def __init__(
@@ -66,6 +75,8 @@ class Worker:
         prefetch: int = 0,
         limiter: RateLimit | None = None,
         dead_letter_queue: str | None = None,
+        metrics: Any = False,
+        metrics_port: int | None = None,
     ) -> None:
         if not callable(processor):
             raise InvalidArgumentError("processor must be callable")
@@ -89,6 +100,8 @@ class Worker:
         self._dead_letters: Queue | None = None
         self._dead_letter_due: asyncio.Event | None = None
         self._limit_wait = 0.0  # seconds the queue's rate limit holds new jobs back
+        self.id = new_worker_id()
+        self._observer = WorkerObserver.create(self.name, metrics, metrics_port)
         self._processor = processor
         self._is_async = inspect.iscoroutinefunction(processor) or inspect.iscoroutinefunction(
             type(processor).__call__
@@ -103,6 +116,7 @@ class Worker:
         self._ready: deque[Job] = deque()  # prefetched, not started yet
         self._tasks: dict[str, asyncio.Task[None]] = {}  # running processors
         self._leases: dict[str, str] = {}
+        self._traces: dict[str, bytes] = {}  # trace contexts of held jobs that carry one
         self._finished: list[tuple[Any, ...]] = []
         self._outcomes: list[tuple[Job, Any, list[str]]] = []  # (job, result or error, stack)
         self._wake: asyncio.Event | None = None
@@ -148,6 +162,10 @@ class Worker:
             lock_duration=self.lock_duration, stalled_interval=self.stalled_interval,
             max_stalled_count=self.max_stalled_count, on_stalled=self._stalled_from_thread,
             on_error=self._error_from_thread, dead_letters=self.dead_letter_queue is not None,
+            registration=Registration(
+                self.id, registry_base(self._ctx.prefix, self.name), concurrency=self.concurrency,
+                lock_duration=self.lock_duration, active_jobs=self._active.__len__,
+            ),
         )
         heartbeat.start()
         dead_letter_task = self._start_dead_letters()
@@ -157,6 +175,10 @@ class Worker:
         )
         self._outbox.start()
         try:
+            if self._observer is not None:
+                await self._observer.start(self._ctx.connection, self._ctx.prefix, self._events)
+            log.info("worker %s started on queue %s, concurrency %d", self.id, self.name, self.concurrency,
+                     extra={"worker_id": self.id, "queue": self.name})
             while True:
                 try:
                     await self._loop_forever()
@@ -171,11 +193,15 @@ class Worker:
             await asyncio.to_thread(heartbeat.join)
             await self._stop_dead_letters(dead_letter_task)
             await self._schedulers.close()
+            if self._observer is not None:
+                await self._observer.stop()
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             await self._blocking.close()
             await self._ctx.close()
             self._running = False
+            log.info("worker %s of queue %s closed", self.id, self.name,
+                     extra={"worker_id": self.id, "queue": self.name})
             self._stopped.set()
             await self._events.emit("closed")
             await self._events.wait_pending()
@@ -332,7 +358,9 @@ class Worker:
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished), self._take_options]
         reply = await self._ctx.client.fcall("take", self._ctx.base, args)
-        now_ms, next_delay, statuses, records, limited, notified = reply
+        now_ms, next_delay, statuses, records, limited, notified = reply[:6]
+        if len(reply) > 6:  # trace contexts of the jobs activated now
+            self._traces.update(tracing.pairs(reply[6]))
         self._limit_wait = limited / 1000
         if notified and self._outbox is not None:
             self._outbox.kick()
@@ -342,6 +370,8 @@ class Worker:
             await self._report(job, status, value, stack, now_ms)
         if STATUS_FAILED in statuses and self._dead_letter_due is not None:
             self._dead_letter_due.set()
+        if self._observer is not None and outcomes:
+            self._observer.finished(outcomes, statuses, now_ms)
         jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
         for job in jobs:
             self._active[job.id] = job
@@ -355,18 +385,26 @@ class Worker:
 
     async def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int) -> None:
         if status == STATUS_STALE:
-            log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name)
+            log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name,
+                        extra=job_extra(job))
             return
         if status != STATUS_RELEASED:
             job.attempts_made += 1
         if status == STATUS_COMPLETED:
             job.return_value, job.finished_on = value, now_ms / 1000.0
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("job %s (%s) completed", job.id, job.name, extra=job_extra(job))
             await self._events.emit("completed", job, value)
         elif status in (STATUS_FAILED, STATUS_RETRYING):
             job.failed_reason = _reason(value)
             job.stacktrace = stack
             if status == STATUS_FAILED:
                 job.finished_on = now_ms / 1000.0
+            log.warning(
+                "job %s (%s) failed, attempt %d of %d%s: %s", job.id, job.name, job.attempts_made, job.attempts,
+                "" if status == STATUS_FAILED else ", will retry", job.failed_reason,
+                extra=job_extra(job, attempts_made=job.attempts_made, final=status == STATUS_FAILED),
+            )
             await self._events.emit("failed", job, value)
 
     # running one job --------------------------------------------------------------------
@@ -410,10 +448,19 @@ class Worker:
             self._done(job, "c", payload, [], 0, job.attempts_made + 1, result)
 
     async def _invoke(self, job: Job) -> Any:
+        carrier = self._traces.pop(job.id, None) if self._traces else None
+        if carrier is not None and tracing.enabled():
+            return await tracing.traced_process(self.name, job, carrier, self._call_processor)
+        return await self._call_processor(job)
+
+    async def _call_processor(self, job: Job) -> Any:
         if self._is_async:
             return await self._processor(job)
         assert self._loop is not None and self._executor is not None
-        result = await self._loop.run_in_executor(self._executor, self._processor, job)
+        # in the caller's context (as asyncio.to_thread does): context variables, such as the
+        # current trace span, are visible to plain-def processors too
+        run = contextvars.copy_context().run
+        result = await self._loop.run_in_executor(self._executor, run, self._processor, job)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -422,6 +469,8 @@ class Worker:
         self, job: Job, kind: str, payload: bytes, stack: list[str], retry: int, attempts_made: int, value: Any
     ) -> None:
         keep = job._keep_complete if kind == "c" else job._keep_fail
+        if self._traces:
+            self._traces.pop(job.id, None)
         extra = pack(stack) if stack else b""
         entry = (job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority)
         self._finished.append(entry)
@@ -440,6 +489,9 @@ class Worker:
         if failed and self._dead_letter_due is not None:
             self._loop.call_soon_threadsafe(self._dead_letter_due.set)
         for job_id in recovered + failed:
+            log.warning("job %s of %s stalled (its worker stopped renewing the lock); %s", job_id, self.name,
+                        "failed for good" if job_id in failed else "back to waiting",
+                        extra={"job_id": job_id, "queue": self.name})
             self._loop.call_soon_threadsafe(self._events.emit_soon, "stalled", job_id)
         if failed and self._outbox is not None:
             self._loop.call_soon_threadsafe(self._outbox.kick)

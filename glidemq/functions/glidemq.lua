@@ -11,6 +11,8 @@ local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc
 -- Fields left at their default are not stored (every argument of a command costs the
 -- server an allocation); readers fill the defaults in.
 local JOB_DEFAULTS = {'', '', '0', '1', '0', '0', '0', '', '0', '', '-1', '-1'}
+-- fetched on activation: the job fields, then its trace context (returned apart, see `take`)
+local ACTIVATION_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc', 'rf', 'tc'}
 local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
   {'rc', 10, '-1'}, {'rf', 11, '-1'}}
 
@@ -49,6 +51,20 @@ local function flush_events()
     redis.call('XADD', key, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'e', event, unpack(pending.lists[event]))
   end
   pending = {base = '', order = {}, lists = {}}
+end
+
+-- Operations: jobs finished for good during one call, added to the queue's 'metrics' hash
+-- once per call (never per job); the metrics exporter reads these totals.
+local tally = {completed = 0, failed = 0}
+
+local function count_finished(kind)
+  tally[kind] = tally[kind] + 1
+end
+
+local function flush_tally(base)
+  if tally.completed > 0 then redis.call('HINCRBY', base .. 'metrics', 'completed', tally.completed) end
+  if tally.failed > 0 then redis.call('HINCRBY', base .. 'metrics', 'failed', tally.failed) end
+  tally = {completed = 0, failed = 0}
 end
 
 local function wake(base)
@@ -193,6 +209,7 @@ end
 
 local function fail_for_good(base, id, am, reason, stack, keep, now_s)
   flow_notify(base, id, 'f', reason)
+  count_finished('failed')
   emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
   if dead_letters then dead_letter(base, id, am, reason, now_s) end
   finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
@@ -223,6 +240,7 @@ local function finish_one(base, f, now, now_s)
   if redis.call('ZREM', base .. 'active', lease(id, f[2])) == 0 then return 0 end
   local kind, am = f[3], f[7]
   if kind == 'c' then
+    count_finished('completed')
     emit(base, 'completed', id, 'return_value', f[4])
     flow_notify(base, id, 'c', f[4])
     finish(base, id, 'completed', f[8], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
@@ -299,20 +317,21 @@ end
 
 local sched_activated -- defined with the job schedulers below
 
--- Activates up to `want` jobs; returns a flat array of job records and the ms until the
--- rate limit lets more start (0: not limited).
+-- Activates up to `want` jobs; returns a flat array of job records, the ms until the rate
+-- limit lets more start (0: not limited) and a flat array of [id, trace context] of the
+-- activated jobs that carry one.
 local function activate(base, want, lock_ms, now, now_s, meta, limiter)
-  local out = {}
-  if want <= 0 or meta[1] == '1' then return out, 0 end
+  local out, traces = {}, {}
+  if want <= 0 or meta[1] == '1' then return out, 0, traces end
   local limited, window
   want, limited, window = room(base, want, meta, limiter)
-  if want <= 0 then return out, limited end
+  if want <= 0 then return out, limited, traces end
   local ids = redis.call('LPOP', base .. 'wait', want) or {}
   if #ids < want then
     local popped = redis.call('ZPOPMIN', base .. 'prio', want - #ids)
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
-  if #ids == 0 then return out, 0 end
+  if #ids == 0 then return out, 0, traces end
   if window then count_started(base, #ids, window) end
   -- Sequence and server time: a token never repeats, even after a restart that lost the
   -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
@@ -322,11 +341,15 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   for i, id in ipairs(ids) do
     local jk = base .. 'j:' .. id
     redis.call('HSET', jk, 's', 'active', 'po', now_s)
-    local f = redis.call('HMGET', jk, unpack(JOB_FIELDS))
+    local f = redis.call('HMGET', jk, unpack(ACTIVATION_FIELDS))
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = now_s
     for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or JOB_DEFAULTS[k] end
+    if f[#ACTIVATION_FIELDS] then
+      traces[#traces + 1] = id
+      traces[#traces + 1] = f[#ACTIVATION_FIELDS]
+    end
     scores[#scores + 1] = deadline
     scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
@@ -338,14 +361,15 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   else
     emit(base, 'drained', '')
   end
-  return out, 0
+  return out, 0, traces
 end
 
 -- take(lock_ms, want, finished, options): finishes a batch of jobs and activates the next
 -- ones in one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry}
 -- ('' for none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
 -- of the worker. Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none),
--- ms until the rate limit lets jobs start (0: not limited)}.
+-- ms until the rate limit lets jobs start (0: not limited), flow notifications written},
+-- followed by [id, trace context] * m when activated jobs carry trace contexts.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
@@ -368,10 +392,11 @@ local function take(keys, args)
     if meta[4] and waiting_count(base) > 0 then wake(base) end
   end
   local delay = next_delay(base, now)
-  local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter)
+  local jobs, limited, traces = activate(base, want, lock_ms, now, now_s, meta, limiter)
   local packed = ''
   if #jobs > 0 then packed = cmsgpack.pack(jobs) end
   if delay == 0 then delay = next_delay(base, now) end
+  if #traces > 0 then return {now, delay, results, packed, limited, outbox_added, traces} end
   return {now, delay, results, packed, limited, outbox_added}
 end
 
@@ -413,7 +438,7 @@ end
 
 -- Writes one job unless its custom id exists or a deduplication id holds it back.
 -- Returns the job's id and 1 when it was created.
-local function add_one(base, j, now, now_s)
+local function add_one(base, j, now, now_s, trace)
   local id = j[1]
   local ext = j[12] or {}
   if id ~= '' and redis.call('EXISTS', base .. 'j:' .. id) == 1 then return id, 0 end
@@ -448,6 +473,10 @@ local function add_one(base, j, now, now_s)
       redis.call('SET', base .. 'dd:' .. ext.di, id)
     end
   end
+  if trace ~= '' then
+    fields[#fields + 1] = 'tc'
+    fields[#fields + 1] = trace
+  end
   redis.call('HSET', base .. 'j:' .. id, unpack(fields))
   emit(base, 'added', id, 'name', j[2])
   if delay > 0 then
@@ -462,7 +491,8 @@ end
 -- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
 -- backoff, timeout_ms, lifo, rc, rf, ext}, numbers as decimal strings (Lua turns numbers
 -- into strings slowly, so the client does it); ext is a map of optional extras
--- (di/dt/dx/dr: deduplication id, ttl ms, extend, replace). Returns {now, [id, created] * n};
+-- (di/dt/dx/dr: deduplication id, ttl ms, extend, replace). `traces` (optional): a msgpack
+-- array of each job's trace context ('' for none), stored as field 'tc'. Returns {now, [id, created] * n};
 -- an existing custom id or a deduplicated add is left untouched (created = 0).
 local function add(keys, args)
   local base = keys[1]
@@ -470,8 +500,10 @@ local function add(keys, args)
   local now_s = tostring(now)
   local out = {now}
   local woke = false
-  for _, j in ipairs(cmsgpack.unpack(args[1])) do
-    local id, created = add_one(base, j, now, now_s)
+  local traces = false
+  if args[2] then traces = cmsgpack.unpack(args[2]) end
+  for i, j in ipairs(cmsgpack.unpack(args[1])) do
+    local id, created = add_one(base, j, now, now_s, traces and traces[i] or '')
     if created == 1 then woke = true end
     out[#out + 1] = id
     out[#out + 1] = created
@@ -1018,7 +1050,7 @@ local function obliterate(keys, args)
   left = left + redis.call('LLEN', base .. 'wait') + drop_schedulers(base, 1000)
   if left == 0 then
     redis.call('DEL', base .. 'meta', base .. 'id', base .. 'seq', base .. 'events', base .. 'marker',
-      base .. 'limiter', base .. 'dlq', base .. 'ob', base .. 'obv')  -- flow_ outbox
+      base .. 'limiter', base .. 'dlq', base .. 'ob', base .. 'obv', base .. 'metrics')  -- flow_ outbox
   end
   return left
 end
@@ -1252,6 +1284,58 @@ local function flow_children(keys, args)
   return {redis.call('HGETALL', base .. 'cv:' .. args[1]), redis.call('HGETALL', base .. 'cf:' .. args[1])}
 end
 
+-- Operations: the worker registry and the totals of the metrics exporter -----------------
+-- The registry functions take the registry's key base "<prefix>:{<queue>:workers}:" (a hash
+-- tag of its own, so heartbeats never write into the queue's keys), not the queue's.
+
+-- Entries live in the 'info' hash (worker id -> info), indexed by expiry time in the 'index'
+-- zset; expired entries are dropped on every heartbeat and every read, so a worker that died
+-- drops out by itself. (Only commands of the runtime user's ACL: see docs/security.md.)
+local function prune_workers(base, now)
+  local expired = redis.call('ZRANGEBYSCORE', base .. 'index', '-inf', now, 'LIMIT', 0, 100)
+  if #expired > 0 then
+    redis.call('HDEL', base .. 'info', unpack(expired))
+    redis.call('ZREM', base .. 'index', unpack(expired))
+  end
+end
+
+-- worker_beat(id, ttl_ms, info): registers or refreshes a live worker for ttl_ms.
+local function worker_beat(keys, args)
+  local base = keys[1]
+  local now = now_ms()
+  redis.call('HSET', base .. 'info', args[1], args[3])
+  redis.call('ZADD', base .. 'index', now + tonumber(args[2]), args[1])
+  prune_workers(base, now)
+  return 1
+end
+
+-- worker_leave(id): a worker that closes removes itself at once.
+local function worker_leave(keys, args)
+  local base = keys[1]
+  redis.call('HDEL', base .. 'info', args[1])
+  return redis.call('ZREM', base .. 'index', args[1])
+end
+
+-- workers(): the info of every live worker.
+local function workers(keys, args)
+  local base = keys[1]
+  local now = now_ms()
+  prune_workers(base, now)
+  local ids = redis.call('ZRANGEBYSCORE', base .. 'index', '(' .. now, '+inf')
+  local out = {}
+  if #ids == 0 then return out end
+  for _, info in ipairs(redis.call('HMGET', base .. 'info', unpack(ids))) do
+    if info then out[#out + 1] = info end
+  end
+  return out
+end
+
+-- metrics(): the jobs of the queue completed and failed for good so far.
+local function metrics(keys, args)
+  local totals = redis.call('HMGET', keys[1] .. 'metrics', 'completed', 'failed')
+  return {tonumber(totals[1] or '0'), tonumber(totals[2] or '0')}
+end
+
 local ro = {'no-writes'}
 local function reg(name, fn, flags)
   local function call(keys, args)
@@ -1260,8 +1344,10 @@ local function reg(name, fn, flags)
     dead_letters = false
     dedup_used = true
     flow_begin()
+    tally = {completed = 0, failed = 0}
     local result = fn(keys, args)
     flush_finished(keys[1])
+    flush_tally(keys[1])
     flush_events()
     return result
   end
@@ -1300,3 +1386,7 @@ reg('flow_deliver', flow_deliver)
 reg('flow_claim', flow_claim)
 reg('flow_ack', flow_ack)
 reg('flow_children', flow_children, ro)
+reg('worker_beat', worker_beat)
+reg('worker_leave', worker_leave)
+reg('workers', workers)
+reg('metrics', metrics, ro)
