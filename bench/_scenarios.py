@@ -66,6 +66,7 @@ class Variant:
     worker_options: dict[str, Any] = field(default_factory=dict)
     prepare: Callable[[glidemq.Queue], Awaitable[Any]] | None = None
     keeps_completed: bool = True  # False when the jobs remove themselves on completion
+    fill: Callable[[glidemq.Queue, int], Awaitable[Any]] | None = None  # adds the jobs instead of add_bulk
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -141,7 +142,10 @@ class Bench:
         name = f"process_c{concurrency}" + (f"_{variant.name}" if variant else "")
         async with glidemq.Queue(fresh_queue_name(name), connection=self.url) as queue:
             job_options = variant.job_options if variant else (lambda i: {})
-            await queue.add_bulk([("noop", {"i": i}, job_options(i)) for i in range(jobs)])
+            if variant is not None and variant.fill is not None:
+                await variant.fill(queue, jobs)
+            else:
+                await queue.add_bulk([("noop", {"i": i}, job_options(i)) for i in range(jobs)])
             if variant is not None and variant.prepare is not None:
                 await variant.prepare(queue)
             timeout = 60.0 + jobs / 200

@@ -25,10 +25,29 @@ from glidemq.testing import EmbeddedValkey
 CONCURRENCY = 50
 
 
+FLOW_FANOUT = 10
+
+
+async def add_flows(queue: glidemq.Queue, jobs: int) -> None:
+    """``jobs`` children, FLOW_FANOUT per parent; the parents wait in a queue nobody processes."""
+    parents = f"{queue.name}-parents"
+    trees = [
+        glidemq.FlowJob("parent", parents, children=[
+            glidemq.FlowJob("noop", queue.name, {"i": i}) for i in range(start, min(start + FLOW_FANOUT, jobs))
+        ])
+        for start in range(0, jobs, FLOW_FANOUT)
+    ]
+    async with glidemq.FlowProducer(connection=queue._ctx.connection) as flow:
+        for start in range(0, len(trees), 100):
+            await flow.add_bulk(trees[start:start + 100])
+
+
 def variants() -> list[Variant]:
     return [
         Variant("plain", "no options"),
         Variant("priority", "priorities 1..10", job_options=lambda i: {"priority": 1 + i % 10}),
+        Variant("delay", "delayed by 1 ms (promoted by the worker)", job_options=lambda i: {"delay": 0.001}),
+        Variant("flow", "children of flows (10 per parent, parent in another queue)", fill=add_flows),
         Variant("dedup", "deduplication id per job", job_options=lambda i: {"deduplication": glidemq.Dedup(f"d{i}")}),
         Variant("limiter", "worker rate limit (not reached)", worker_options={"limiter": [10**9, 1]}),
         Variant("queue_limit", "queue rate limit (not reached)", prepare=lambda q: q.set_rate_limit(10**9, 1)),

@@ -45,5 +45,6 @@ def test_feature_bench_runs_every_variant(url: str) -> None:
         capture_output=True, text=True, timeout=110, check=False,
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    for label in ("no options", "priorities", "deduplication", "rate limit", "global concurrency", "dead-letter"):
+    for label in ("no options", "priorities", "delayed", "flows", "deduplication", "rate limit", "global concurrency",
+                  "dead-letter"):
         assert label in done.stdout, label
