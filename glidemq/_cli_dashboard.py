@@ -49,6 +49,8 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # listening before the address is printed: a client that reads it can connect at once
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise GlideMQError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
