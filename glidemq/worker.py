@@ -409,9 +409,13 @@ class Worker:
 
     # running one job --------------------------------------------------------------------
     def _fill(self) -> None:
-        """Starts prefetched jobs while processors are free (and the worker may start jobs)."""
+        """Starts fetched jobs while processors are free (and the worker may start jobs).
+
+        A closing worker still starts the jobs a fetch that was under way brought for its free
+        processors: they are active on the server already. The loop hands back the rest.
+        """
         assert self._loop is not None
-        while self._ready and len(self._tasks) < self.concurrency and not (self._closing or self._paused):
+        while self._ready and len(self._tasks) < self.concurrency and not (self._paused or self._forced):
             job = self._ready.popleft()
             job._on_progress = self._progress
             self._tasks[job.id] = self._loop.create_task(self._execute(job))
