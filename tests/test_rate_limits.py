@@ -10,6 +10,7 @@ import pytest
 from glide import GlideClient
 
 import glidemq
+import glidemq.testing
 
 from .conftest import keyspace
 from .worker_helpers import replay_events
@@ -189,3 +190,16 @@ async def test_bad_queue_limits_write_nothing(queue: glidemq.Queue, raw: GlideCl
         with pytest.raises(glidemq.InvalidArgumentError):
             await call()
     assert await keyspace(raw, queue.name) == before
+
+
+async def test_limits_on_the_cluster(cluster: glidemq.testing.EmbeddedValkeyCluster, qname: str) -> None:
+    async with glidemq.Queue(qname, connection=cluster.url) as queue:
+        await queue.set_global_concurrency(1)
+        await queue.set_rate_limit(3, 0.3)
+        await queue.add_bulk([("x", i) for i in range(6)])
+        tracker = Tracker(hold=0.02)
+        async with glidemq.Worker(qname, tracker, connection=cluster.url, concurrency=4):
+            while len(tracker.starts) < 6:
+                await asyncio.sleep(0.01)
+    assert tracker.peak == 1
+    assert busiest_window(tracker.starts, 0.3) <= 6 and max(tracker.starts) - min(tracker.starts) >= 0.25
