@@ -140,6 +140,20 @@ local function schedule(base, id, due)
   redis.call('ZADD', base .. 'delayed', due * DELAY_SHIFT + (seq(base) % DELAY_SHIFT), id)
 end
 
+-- The hash fields of a new job from its add row (see add): fields left at their default
+-- are not stored.
+local function job_fields(j, now_s, state)
+  local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
+  for _, opt in ipairs(OPTIONAL_FIELDS) do
+    local value = j[opt[2]]
+    if value ~= opt[3] then
+      fields[#fields + 1] = opt[1]
+      fields[#fields + 1] = value
+    end
+  end
+  return fields
+end
+
 local function delete_job(base, id)
   redis.call('DEL', base .. 'j:' .. id, base .. 'l:' .. id,
     base .. 'pend:' .. id, base .. 'cv:' .. id, base .. 'cf:' .. id)  -- flow_: a parent's children
@@ -455,14 +469,7 @@ local function add_one(base, j, now, now_s, trace)
   local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
   local state = 'waiting'
   if delay > 0 then state = 'delayed' end
-  local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
-  for _, opt in ipairs(OPTIONAL_FIELDS) do
-    local value = j[opt[2]]
-    if value ~= opt[3] then
-      fields[#fields + 1] = opt[1]
-      fields[#fields + 1] = value
-    end
-  end
+  local fields = job_fields(j, now_s, state)
   if ext.di then
     redis.call('HSET', base .. 'meta', 'dd', '1')
     fields[#fields + 1] = 'di'
@@ -804,14 +811,7 @@ local function create_iteration(base, sid, template, slot, now)
   j[4] = ms_text(delay)
   local state = 'waiting'
   if delay > 0 then state = 'delayed' end
-  local fields = {'n', j[2], 'd', j[3], 'ts', ms_text(now), 'at', j[6], 's', state}
-  for _, opt in ipairs(OPTIONAL_FIELDS) do
-    local value = j[opt[2]]
-    if value ~= opt[3] then
-      fields[#fields + 1] = opt[1]
-      fields[#fields + 1] = value
-    end
-  end
+  local fields = job_fields(j, ms_text(now), state)
   redis.call('HSET', jk, unpack(fields))
   emit(base, 'added', id, 'name', j[2])
   if delay > 0 then
@@ -1177,14 +1177,7 @@ local function flow_add(keys, args)
       local delay, parent = tonumber(j[4]), j[12]
       local state = 'waiting'
       if #j > 13 then state = 'waiting-children' elseif delay > 0 then state = 'delayed' end
-      local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
-      for _, opt in ipairs(OPTIONAL_FIELDS) do
-        local value = j[opt[2]]
-        if value ~= opt[3] then
-          fields[#fields + 1] = opt[1]
-          fields[#fields + 1] = value
-        end
-      end
+      local fields = job_fields(j, now_s, state)
       if parent ~= '' then
         fields[#fields + 1] = 'pp'
         fields[#fields + 1] = parent
