@@ -155,3 +155,13 @@ async def test_flow_jobs_refuse_deduplication(url: str, qname: str) -> None:
             await flow.add(glidemq.FlowJob("p", qname, children=[
                 glidemq.FlowJob("c", qname, deduplication=glidemq.Dedup("x")),
             ]))
+
+
+async def test_replace_with_a_shorter_delay_wakes_a_sleeping_worker(url: str, queue: glidemq.Queue) -> None:
+    dedup = glidemq.Dedup("soon", ttl=30, replace=True)
+    job = await queue.add("a", 1, delay=20, deduplication=dedup)
+    async with glidemq.Worker(queue.name, lambda j: j.data, connection=url):
+        await asyncio.sleep(0.3)  # the worker now sleeps until the job's due time (or its longest block)
+        await queue.add("a", 2, delay=0.05, deduplication=dedup)
+        # without a wake-up the worker would sleep its full block (5 s) first
+        assert await job.wait_until_finished(timeout=2.5) == 2

@@ -229,8 +229,8 @@ local function fail_for_good(base, id, am, reason, stack, keep, now_s)
   finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
 end
 
--- Puts a job back to waiting (front) or delayed without using an attempt.
-local function release(base, id, prio, delay, now)
+-- Makes a job that is in no structure delayed (delay ms > 0) or waiting, and wakes workers.
+local function place(base, id, prio, front, delay, now)
   local jk = base .. 'j:' .. id
   if delay > 0 then
     redis.call('HSET', jk, 's', 'delayed')
@@ -238,10 +238,15 @@ local function release(base, id, prio, delay, now)
     emit(base, 'delayed', id, 'delay', now + delay)
   else
     redis.call('HSET', jk, 's', 'waiting')
-    enqueue(base, id, prio, true)
+    enqueue(base, id, prio, front)
     emit(base, 'waiting', id)
   end
   wake(base)
+end
+
+-- Puts a job back to waiting (front) or delayed without using an attempt.
+local function release(base, id, prio, delay, now)
+  place(base, id, prio, true, delay, now)
 end
 
 -- Finishes one activation. f = {id, token, kind, payload, extra, retry, attempts_made,
@@ -433,19 +438,11 @@ local function deduplicated(base, holder, j, ext, now)
   if ext.dt and (ext.dx == '1' or ext.dr == '1') then redis.call('PEXPIRE', dkey, ext.dt) end
   local jk = base .. 'j:' .. holder
   if ext.dr == '1' and redis.call('HGET', jk, 's') == 'delayed' then
-    local delay = tonumber(j[4])
     redis.call('ZREM', base .. 'delayed', holder)
     redis.call('HSET', jk, 'd', j[3], 'dl', j[4])
-    if delay > 0 then
-      schedule(base, holder, now + delay)
-      emit(base, 'delayed', holder, 'delay', now + delay)
-    else
-      local f = redis.call('HMGET', jk, 'p', 'lf')
-      redis.call('HSET', jk, 's', 'waiting')
-      enqueue(base, holder, tonumber(f[1] or '0'), f[2] == '1')
-      emit(base, 'waiting', holder)
-      wake(base)
-    end
+    local f = redis.call('HMGET', jk, 'p', 'lf')
+    -- woken also for a new delay: a worker may be sleeping until the old, later due time
+    place(base, holder, tonumber(f[1] or '0'), f[2] == '1', tonumber(j[4]), now)
   end
   emit(base, 'deduplicated', holder, 'deduplication_id', ext.di)
 end
@@ -1093,17 +1090,7 @@ local function flow_release(base, id, now)
   local jk = base .. 'j:' .. id
   redis.call('ZREM', base .. 'waiting-children', id)
   local f = redis.call('HMGET', jk, 'p', 'lf', 'dl')
-  local delay = tonumber(f[3] or '0')
-  if delay > 0 then
-    redis.call('HSET', jk, 's', 'delayed')
-    schedule(base, id, now + delay)
-    emit(base, 'delayed', id, 'delay', now + delay)
-  else
-    redis.call('HSET', jk, 's', 'waiting')
-    enqueue(base, id, tonumber(f[1] or '0'), f[2] == '1')
-    emit(base, 'waiting', id)
-  end
-  wake(base)
+  place(base, id, tonumber(f[1] or '0'), f[2] == '1', tonumber(f[3] or '0'), now)
 end
 
 -- One child of a parent in 'waiting-children' is done; a failed one fails the parent unless
