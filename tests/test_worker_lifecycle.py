@@ -294,11 +294,12 @@ async def test_queue_pause_stops_every_worker(queue: glidemq.Queue, url: str, qn
     started: list[tuple[str, Any]] = []
     finished: list[Any] = []
     release = asyncio.Event()
+    release_resumed = asyncio.Event()
 
     def make(name: str) -> Any:
         async def processor(job: glidemq.Job) -> None:
             started.append((name, job.data))
-            await release.wait()
+            await (release if job.data < 4 else release_resumed).wait()
             finished.append(job.data)
 
         return processor
@@ -307,23 +308,31 @@ async def test_queue_pause_stops_every_worker(queue: glidemq.Queue, url: str, qn
     async with glidemq.Worker(qname, make("a"), connection=url, concurrency=2), glidemq.Worker(
         qname, make("b"), connection=url, concurrency=2
     ):
-        await wait_until(lambda: len(started) == 4, timeout=10)
-        assert {w for w, _ in started} == {"a", "b"}  # both workers are busy
-        await queue.pause()
-        assert await queue.is_paused()
-        await queue.add_bulk([("j", i) for i in range(4, 10)])
-        release.set()  # active jobs finish while paused
-        await wait_until(lambda: len(finished) == 4, timeout=10)
-        await asyncio.sleep(1.0)
-        assert len(started) == 4  # no worker started a new job
-        counts = await queue.get_job_counts()
-        assert counts["waiting"] == 6 and counts["active"] == 0 and counts["completed"] == 4
-        resumed_at = time.monotonic()
-        await queue.resume()
-        assert not await queue.is_paused()
-        await wait_until(lambda: len(finished) == 10, timeout=10)
-        assert time.monotonic() - resumed_at < 3  # resume wakes the workers; no long poll
-        assert {w for w, _ in started[4:]} == {"a", "b"}
+        try:
+            await wait_until(lambda: len(started) == 4, timeout=10)
+            assert {w for w, _ in started} == {"a", "b"}  # both workers are busy
+            await queue.pause()
+            assert await queue.is_paused()
+            await queue.add_bulk([("j", i) for i in range(4, 10)])
+            release.set()  # active jobs finish while paused
+            await wait_until(lambda: len(finished) == 4, timeout=10)
+            await asyncio.sleep(1.0)
+            assert len(started) == 4  # no worker started a new job
+            counts = await queue.get_job_counts()
+            assert counts["waiting"] == 6 and counts["active"] == 0 and counts["completed"] == 4
+            resumed_at = time.monotonic()
+            await queue.resume()
+            assert not await queue.is_paused()
+            # Jobs added while paused hold their processor, so all four slots fill only if
+            # resume woke both workers.
+            await wait_until(lambda: len(started) == 8, timeout=3)
+            assert time.monotonic() - resumed_at < 3  # resume wakes the workers; no long poll
+            assert sorted(w for w, _ in started[4:]) == ["a", "a", "b", "b"]
+            release_resumed.set()
+            await wait_until(lambda: len(finished) == 10, timeout=10)
+        finally:  # never leave a processor blocked, or closing the workers would wait on it
+            release.set()
+            release_resumed.set()
 
 
 async def test_queue_paused_before_workers_start(queue: glidemq.Queue, url: str, qname: str) -> None:
