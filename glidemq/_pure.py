@@ -18,7 +18,7 @@ _decode = bytes.decode  # raises TypeError for anything that is not bytes, like 
 _SCALARS = (str, int, float, bool, bytes, type(None))
 MAX_DEPTH = 256
 ADD_FIELDS = 12  # fields per job given to encode_add_batch
-ACTIVE_FIELDS = 15  # fields per job record that ``take`` returns
+ACTIVE_FIELDS = 16  # fields per job that decode_active gives
 
 
 def _check(value: Any, depth: int) -> None:
@@ -102,36 +102,48 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
     return packed
 
 
-def decode_active(blob: bytes) -> list[tuple[Any, ...]]:
-    """Decodes the job records ``take`` returns (a msgpack array, 15 fields per job).
+def decode_active(blob: bytes, now_ms: int) -> list[tuple[Any, ...]]:
+    """Decodes the jobs ``take`` activated: a msgpack array [token, id, fields, id, fields, ...]
+    where fields is the flat list of a job's hash (fields left at their default are absent).
 
     Gives (id, token, processed_on_ms, name, data, timestamp_ms, attempts, attempts_made,
     priority, delay_ms, backoff spec, timeout_ms, progress, remove_on_complete,
-    remove_on_fail) per job.
+    remove_on_fail, trace context or None) per job; ``now_ms`` is the call's server time,
+    when the jobs turned active.
     """
     if not blob:
         return []
     flat = _unpackb(blob, raw=True)
-    n = _check_flat(flat, ACTIVE_FIELDS, "job records")
+    if not isinstance(flat, list):
+        raise TypeError(f"job records must be a list, got {type(flat).__name__}")
+    n = len(flat)
+    if n % 2 == 0:
+        raise ValueError(f"job records must be a token, then ids and fields, got {n} items")
+    token = _decode(flat[0])
     out = []
-    for i in range(0, n, ACTIVE_FIELDS):
+    for i in range(1, n, 2):
+        pairs = flat[i + 1]
+        _check_flat(pairs, 2, "job fields")
+        fields = {pairs[k]: pairs[k + 1] for k in range(0, len(pairs), 2)}
+        get = fields.get
         out.append(
             (
                 _decode(flat[i]),
-                _decode(flat[i + 1]),
-                int(flat[i + 2]),
-                _decode(flat[i + 3]),
-                unpack(flat[i + 4]),
-                int(flat[i + 5]),
-                int(flat[i + 6]),
-                int(flat[i + 7]),
-                int(flat[i + 8]),
-                int(flat[i + 9]),
-                _decode(flat[i + 10]),
-                int(flat[i + 11] or 0),
-                unpack(flat[i + 12]),
-                int(flat[i + 13]),
-                int(flat[i + 14]),
+                token,
+                now_ms,
+                _decode(get(b"n", b"")),
+                unpack(get(b"d")),
+                int(get(b"ts", 0)),
+                int(get(b"at", 1)),
+                int(get(b"am", 0)),
+                int(get(b"p", 0)),
+                int(get(b"dl", 0)),
+                _decode(get(b"bo", b"")),
+                int(get(b"to") or 0),
+                unpack(get(b"pg")),
+                int(get(b"rc", -1)),
+                int(get(b"rf", -1)),
+                get(b"tc"),
             )
         )
     return out

@@ -13,7 +13,7 @@ cdef object _packb = msgpack.packb
 cdef object _unpackb = msgpack.unpackb
 cdef int MAX_DEPTH = 256
 cdef Py_ssize_t _ADD_FIELDS = 12
-cdef Py_ssize_t _ACTIVE_FIELDS = 15
+cdef Py_ssize_t _ACTIVE_FIELDS = 16
 ADD_FIELDS = _ADD_FIELDS
 ACTIVE_FIELDS = _ACTIVE_FIELDS
 
@@ -88,32 +88,46 @@ def encode_add_batch(object jobs):
     return _packb(rows, use_bin_type=False)
 
 
-def decode_active(object blob):
-    """Decodes the job records ``take`` returns (a msgpack array, 15 fields per job)."""
+def decode_active(object blob, object now_ms):
+    """Decodes the jobs ``take`` activated: [token, id, fields, id, fields, ...] (16 values
+    per job, see the pure twin)."""
     if not blob:
         return []
     flat = _unpackb(blob, raw=True)
-    cdef Py_ssize_t i, n = _check_flat(flat, _ACTIVE_FIELDS, "job records")
+    if not isinstance(flat, list):
+        raise TypeError(f"job records must be a list, got {type(flat).__name__}")
     cdef list records = <list>flat
+    cdef Py_ssize_t i, k, m, n = len(records)
+    if n % 2 == 0:
+        raise ValueError(f"job records must be a token, then ids and fields, got {n} items")
+    token = _decode(records[0])
     cdef list out = []
-    for i in range(0, n, _ACTIVE_FIELDS):
+    cdef list pairs
+    cdef dict fields
+    for i in range(1, n, 2):
+        m = _check_flat(records[i + 1], 2, "job fields")
+        pairs = <list>records[i + 1]
+        fields = {}
+        for k in range(0, m, 2):
+            fields[pairs[k]] = pairs[k + 1]
         out.append(
             (
                 _decode(records[i]),
-                _decode(records[i + 1]),
-                int(records[i + 2]),
-                _decode(records[i + 3]),
-                unpack(records[i + 4]),
-                int(records[i + 5]),
-                int(records[i + 6]),
-                int(records[i + 7]),
-                int(records[i + 8]),
-                int(records[i + 9]),
-                _decode(records[i + 10]),
-                int(records[i + 11] or 0),
-                unpack(records[i + 12]),
-                int(records[i + 13]),
-                int(records[i + 14]),
+                token,
+                now_ms,
+                _decode(fields.get(b"n", b"")),
+                unpack(fields.get(b"d")),
+                int(fields.get(b"ts", 0)),
+                int(fields.get(b"at", 1)),
+                int(fields.get(b"am", 0)),
+                int(fields.get(b"p", 0)),
+                int(fields.get(b"dl", 0)),
+                _decode(fields.get(b"bo", b"")),
+                int(fields.get(b"to") or 0),
+                unpack(fields.get(b"pg")),
+                int(fields.get(b"rc", -1)),
+                int(fields.get(b"rf", -1)),
+                fields.get(b"tc"),
             )
         )
     return out

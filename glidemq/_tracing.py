@@ -85,7 +85,3 @@ async def traced_process(queue: str, job: Any, carrier: bytes, run: Callable[[An
                                       attributes=attributes):
         return await run(job)
 
-
-def pairs(flat: list[bytes]) -> dict[str, bytes]:
-    """``take``'s flat [id, carrier, ...] reply as a dict."""
-    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}

@@ -102,7 +102,7 @@ class Job:
     def from_active(cls, ctx: QueueContext, record: tuple[Any, ...]) -> Job:
         """Builds a job from one record decoded by ``decode_active``."""
         (job_id, token, processed_on, name, data, timestamp, attempts, attempts_made,
-         priority, delay, backoff, timeout, progress, keep_complete, keep_fail) = record
+         priority, delay, backoff, timeout, progress, keep_complete, keep_fail, _) = record
         job = cls(ctx, job_id, name, data)
         job._token = token
         job.processed_on = processed_on / 1000.0

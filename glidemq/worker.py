@@ -358,9 +358,7 @@ class Worker:
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished), self._take_options]
         reply = await self._ctx.client.fcall("take", self._ctx.base, args)
-        now_ms, next_delay, statuses, records, limited, notified = reply[:6]
-        if len(reply) > 6:  # trace contexts of the jobs activated now
-            self._traces.update(tracing.pairs(reply[6]))
+        now_ms, next_delay, statuses, records, limited, notified = reply
         self._limit_wait = limited / 1000
         if notified and self._outbox is not None:
             self._outbox.kick()
@@ -372,11 +370,15 @@ class Worker:
             self._dead_letter_due.set()
         if self._observer is not None and outcomes:
             self._observer.finished(outcomes, statuses, now_ms)
-        jobs = [Job.from_active(self._ctx, record) for record in decode_active(records)]
-        for job in jobs:
+        jobs = []
+        for record in decode_active(records, now_ms):
+            job = Job.from_active(self._ctx, record)
+            jobs.append(job)
             self._active[job.id] = job
             self._leases[job.id] = job._token
             self._ready.append(job)
+            if record[15] is not None:  # the trace context it was added in
+                self._traces[job.id] = record[15]
         self._schedulers.seen([job.id for job in jobs])
         self._fill()
         if jobs:

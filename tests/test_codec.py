@@ -432,23 +432,22 @@ def test_encode_add_batch_odd_containers(jobs: Any) -> None:
 
 # -- decode_active -------------------------------------------------------------------------------
 
-# What each field of a ``take`` record holds, as the Lua library sends it.
-ACTIVE_LAYOUT = (
-    "text",  # id
-    "text",  # token
-    "int",  # processed_on_ms (a Lua number)
-    "text",  # name
-    "payload",  # data
-    "int",  # timestamp_ms
-    "int",  # attempts
-    "int",  # attempts_made
-    "int",  # priority
-    "int",  # delay_ms
-    "text",  # backoff spec
-    "int_or_empty",  # timeout_ms
-    "payload",  # progress
-    "int",  # remove_on_complete
-    "int",  # remove_on_fail
+# The job hash fields decode_active reads: (field, what it holds, its value when absent). The
+# Lua library sends each activated job's whole hash; fields at their default are not stored.
+ACTIVE_HASH_FIELDS = (
+    (b"n", "text", ""),  # name
+    (b"d", "payload", None),  # data
+    (b"ts", "int", 0),  # timestamp_ms
+    (b"at", "int", 1),  # attempts
+    (b"am", "int", 0),  # attempts_made
+    (b"p", "int", 0),  # priority
+    (b"dl", "int", 0),  # delay_ms
+    (b"bo", "text", ""),  # backoff spec
+    (b"to", "int_or_empty", 0),  # timeout_ms
+    (b"pg", "payload", None),  # progress
+    (b"rc", "int", -1),  # remove_on_complete
+    (b"rf", "int", -1),  # remove_on_fail
+    (b"tc", "raw", None),  # trace context
 )
 
 wire_ints = st.integers(min_value=-(2**53), max_value=2**53)
@@ -458,21 +457,41 @@ FIELD_STRATEGIES: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
     "int": wire_ints.map(lambda n: (n, n)) | wire_ints.map(lambda n: (str(n).encode(), n)),
     "int_or_empty": wire_ints.map(lambda n: (str(n).encode(), n)) | st.just((b"", 0)),
     "payload": st.just((b"", None)) | good_values.map(lambda v: (_pure.pack(v), plain(v))),
+    "raw": st.binary(max_size=12).map(lambda b: (b, b)),
 }
-active_record = st.tuples(*(FIELD_STRATEGIES[kind] for kind in ACTIVE_LAYOUT))
+# a job's stored fields: any subset of those read, plus fields decode_active ignores
+job_hash = st.fixed_dictionaries(
+    {},
+    optional={
+        **{field: FIELD_STRATEGIES[kind] for field, kind, _ in ACTIVE_HASH_FIELDS},
+        b"s": st.just((b"waiting", None)),
+        b"fr": st.just((b"boom", None)),
+    },
+)
+active_job = st.tuples(FIELD_STRATEGIES["text"], job_hash)
+
+
+def wire_job(job: tuple[tuple[bytes, str], dict[bytes, tuple[Any, Any]]]) -> list[Any]:
+    (wire_id, _), fields = job
+    return [wire_id, [item for field, (wire, _) in fields.items() for item in (field, wire)]]
+
+
+def expected_record(job: tuple[tuple[bytes, str], dict[bytes, tuple[Any, Any]]], token: str, now: int) -> tuple[Any, ...]:
+    (_, job_id), fields = job
+    values = tuple(fields[field][1] if field in fields else default for field, _, default in ACTIVE_HASH_FIELDS)
+    return (job_id, token, now, *values)
 
 
 @needs_compiled
 @PARITY
-@given(st.lists(active_record, max_size=4))
-def test_decode_active(records: list[tuple[tuple[Any, Any], ...]]) -> None:
-    assert len(ACTIVE_LAYOUT) == _pure.ACTIVE_FIELDS, "the record layout changed: update ACTIVE_LAYOUT"
-    flat = [wire for record in records for wire, _ in record]
-    blob = msgpack.packb(flat, use_bin_type=False) if records else b""
-    kind, _, result = same("decode_active", blob)
+@given(FIELD_STRATEGIES["text"], wire_ints, st.lists(active_job, max_size=4))
+def test_decode_active(token: tuple[bytes, str], now: int, jobs: list[Any]) -> None:
+    assert len(ACTIVE_HASH_FIELDS) + 3 == _pure.ACTIVE_FIELDS, "the record layout changed: update ACTIVE_HASH_FIELDS"
+    flat = [token[0], *(item for job in jobs for item in wire_job(job))]
+    blob = msgpack.packb(flat, use_bin_type=False)
+    kind, _, result = same("decode_active", blob, now)
     assert kind == "returns"
-    expected = [tuple(value for _, value in record) for record in records]
-    assert result == repr(expected)
+    assert result == repr([expected_record(job, token[1], now) for job in jobs])
 
 
 wire_items = st.one_of(
@@ -493,21 +512,24 @@ wire_items = st.one_of(
     st.one_of(
         st.binary(max_size=80),
         st.lists(wire_items, max_size=32).map(lambda flat: msgpack.packb(flat, use_bin_type=False)),
-        st.lists(active_record, min_size=1, max_size=2).map(
-            lambda records: msgpack.packb([w for r in records for w, _ in r][:-1], use_bin_type=False)
+        st.lists(active_job, min_size=1, max_size=2).map(
+            lambda jobs: msgpack.packb([b"t", *(i for job in jobs for i in wire_job(job))][:-1], use_bin_type=False)
+        ),
+        st.lists(st.lists(wire_items, max_size=5), max_size=3).map(
+            lambda hashes: msgpack.packb([b"t", *(i for h in hashes for i in (b"id", h))], use_bin_type=False)
         ),
         st.dictionaries(st.binary(max_size=3), in_range_ints, max_size=3).map(msgpack.packb),
         scalars.map(lambda v: msgpack.packb(v, use_bin_type=False)),
     )
 )
 def test_decode_active_malformed(blob: bytes) -> None:
-    same("decode_active", blob)
+    same("decode_active", blob, 1)
 
 
 @needs_compiled
 @pytest.mark.parametrize("blob", [None, b"", bytearray(msgpack.packb([])), "text", 7, [b"x"]], ids=repr)
 def test_decode_active_odd_containers(blob: Any) -> None:
-    same("decode_active", blob)
+    same("decode_active", blob, 1)
 
 
 # -- hash_to_dict --------------------------------------------------------------------------------

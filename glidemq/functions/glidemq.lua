@@ -7,12 +7,8 @@ local EVENTS_MAXLEN = 10000
 local PRIO_SHIFT = 2147483648      -- 2^31: priority * 2^31 + sequence stays below 2^53
 local DELAY_SHIFT = 4096           -- delayed score: due_ms * 4096 + sequence
 local STALLED_REASON = 'job stalled more than allowable limit'
-local JOB_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc', 'rf'}
--- Fields left at their default are not stored (every argument of a command costs the
--- server an allocation); readers fill the defaults in.
-local JOB_DEFAULTS = {'', '', '0', '1', '0', '0', '0', '', '0', '', '-1', '-1'}
--- fetched on activation: the job fields, then its trace context (returned apart, see `take`)
-local ACTIVATION_FIELDS = {'n', 'd', 'ts', 'at', 'am', 'p', 'dl', 'bo', 'to', 'pg', 'rc', 'rf', 'tc'}
+-- Job hash fields left at their default are not stored (every argument and reply element
+-- of a command costs the server allocations); readers fill the defaults in.
 local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
   {'rc', 10, '-1'}, {'rf', 11, '-1'}}
 
@@ -336,39 +332,31 @@ end
 
 local sched_activated -- defined with the job schedulers below
 
--- Activates up to `want` jobs; returns a flat array of job records, the ms until the rate
--- limit lets more start (0: not limited) and a flat array of [id, trace context] of the
--- activated jobs that carry one.
+-- Activates up to `want` jobs; returns {token, id, hash, id, hash, ...} (each job's hash as
+-- its flat HGETALL list, read before it turned active: the worker picks the fields it needs)
+-- or nil, and the ms until the rate limit lets more start (0: not limited).
 local function activate(base, want, lock_ms, now, now_s, meta, limiter)
-  local out, traces = {}, {}
-  if want <= 0 or meta[1] == '1' then return out, 0, traces end
+  if want <= 0 or meta[1] == '1' then return nil, 0 end
   local limited, window
   want, limited, window = room(base, want, meta, limiter)
-  if want <= 0 then return out, limited, traces end
+  if want <= 0 then return nil, limited end
   local ids = redis.call('LPOP', base .. 'wait', want) or {}
   if #ids < want then
     local popped = redis.call('ZPOPMIN', base .. 'prio', want - #ids)
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
-  if #ids == 0 then return out, 0, traces end
+  if #ids == 0 then return nil, 0 end
   if window then count_started(base, #ids, window) end
   -- Sequence and server time: a token never repeats, even after a restart that lost the
   -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
   local token = seq(base) .. '-' .. now
   local deadline = tostring(now + lock_ms)
-  local scores = {}
-  for i, id in ipairs(ids) do
+  local out, scores = {token}, {}
+  for _, id in ipairs(ids) do
     local jk = base .. 'j:' .. id
-    redis.call('HSET', jk, 's', 'active', 'po', now_s)
-    local f = redis.call('HMGET', jk, unpack(ACTIVATION_FIELDS))
     out[#out + 1] = id
-    out[#out + 1] = token
-    out[#out + 1] = now_s
-    for k = 1, #JOB_FIELDS do out[#out + 1] = f[k] or JOB_DEFAULTS[k] end
-    if f[#ACTIVATION_FIELDS] then
-      traces[#traces + 1] = id
-      traces[#traces + 1] = f[#ACTIVATION_FIELDS]
-    end
+    out[#out + 1] = redis.call('HGETALL', jk)
+    redis.call('HSET', jk, 's', 'active', 'po', now_s)
     scores[#scores + 1] = deadline
     scores[#scores + 1] = lease(id, token)
     emit(base, 'active', id)
@@ -380,15 +368,15 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   else
     emit(base, 'drained', '')
   end
-  return out, 0, traces
+  return out, 0
 end
 
 -- take(lock_ms, want, finished, options): finishes a batch of jobs and activates the next
 -- ones in one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry}
 -- ('' for none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
--- of the worker. Returns {now, next_delay_ms, {status} * n, msgpack job records ('' for none),
--- ms until the rate limit lets jobs start (0: not limited), flow notifications written},
--- followed by [id, trace context] * m when activated jobs carry trace contexts.
+-- of the worker. Returns {now, next_delay_ms, {status} * n, the activated jobs (see
+-- activate) as msgpack ('' for none), ms until the rate limit lets jobs start (0: not
+-- limited), flow notifications written}.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
@@ -411,11 +399,10 @@ local function take(keys, args)
     if meta[4] and waiting_count(base) > 0 then wake(base) end
   end
   local delay = next_delay(base, now)
-  local jobs, limited, traces = activate(base, want, lock_ms, now, now_s, meta, limiter)
+  local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter)
   local packed = ''
-  if #jobs > 0 then packed = cmsgpack.pack(jobs) end
+  if jobs then packed = cmsgpack.pack(jobs) end
   if delay == 0 then delay = next_delay(base, now) end
-  if #traces > 0 then return {now, delay, results, packed, limited, outbox_added, traces} end
   return {now, delay, results, packed, limited, outbox_added}
 end
 
