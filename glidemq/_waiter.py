@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgpack
 from glide import StreamReadOptions
 
 from ._client import Client
@@ -29,14 +31,35 @@ class RawEvent:
 
 
 def split_entry(stream_id: str, pairs: list[list[bytes]]) -> list[RawEvent]:
-    """Splits one stream entry (``e <name> id <id> [k v]... id <id> ...``) into events."""
-    if not pairs or pairs[0][0] != b"e":
+    """Splits one stream entry into its events.
+
+    An entry holds every event of one library call: a field ``b`` with msgpack
+    ``[name, [id, <job id>, key, value, ..., id, <job id>, ...], name, [...], ...]``. Entries
+    written by earlier library versions hold one event name each (``e <name> id <id> ...``).
+    """
+    if not pairs:
         return []
-    name = pairs[0][1].decode()
+    key, value = pairs[0]
+    if key == b"b":
+        batch = msgpack.unpackb(value, raw=True)
+        events: list[RawEvent] = []
+        for i in range(0, len(batch) - 1, 2):
+            events += _events_of(stream_id, batch[i].decode(), batch[i + 1])
+        return events
+    if key == b"e":
+        return _events_of(stream_id, value.decode(), [item for pair in pairs[1:] for item in pair])
+    return []
+
+
+def _events_of(stream_id: str, name: str, flat: list[Any]) -> list[RawEvent]:
+    """Events of one name from ``[id, <job id>, key, value, ..., id, <job id>, ...]``."""
     events: list[RawEvent] = []
     job_id: str | None = None
     fields: dict[str, bytes] = {}
-    for key, value in pairs[1:]:
+    for i in range(0, len(flat) - 1, 2):
+        key, value = flat[i], flat[i + 1]
+        if not isinstance(value, bytes):  # numbers travel as msgpack numbers
+            value = str(value).encode()
         if key == b"id":
             if job_id is not None:
                 events.append(RawEvent(stream_id, name, job_id, fields))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .. import _validate as check
 from .._client import Client
+from .._waiter import split_entry
 from ..connection import Connection, resolve
 from ..discover import queue_names_with
 from ..errors import InvalidArgumentError
@@ -64,8 +65,9 @@ async def throughput(
     oldest = since
     for stream_id, pairs in (reply or {}).items():
         oldest = int(stream_id.split(b"-")[0])
-        if pairs and pairs[0][0] == b"e" and (event := pairs[0][1].decode()) in totals:
-            totals[event] += sum(1 for field, _ in pairs[1:] if field == b"id")
+        for event in split_entry(stream_id.decode(), pairs):
+            if event.event in totals:
+                totals[event.event] += 1
     span_ms = window_ms if len(reply or ()) < max_entries else max(now_ms - oldest, 1)
     return totals["completed"] * 1000 / span_ms, totals["failed"] * 1000 / span_ms
 
