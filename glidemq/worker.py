@@ -46,6 +46,9 @@ STATUS_STALE, STATUS_COMPLETED, STATUS_FAILED, STATUS_RETRYING, STATUS_RELEASED 
 __all__ = ["EVENTS", "Processor", "Worker"]
 
 
+PACKED_NONE = pack(None)
+
+
 class Worker:
     """Processes jobs of one queue with up to ``concurrency`` at a time.
 
@@ -365,7 +368,7 @@ class Worker:
         for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
-            await self._report(job, status, value, stack, now_ms)
+            self._report(job, status, value, stack, now_ms)
         if STATUS_FAILED in statuses and self._dead_letter_due is not None:
             self._dead_letter_due.set()
         if self._observer is not None and outcomes:
@@ -385,7 +388,7 @@ class Worker:
             self._drained = False
         return len(jobs), next_delay
 
-    async def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int) -> None:
+    def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int) -> None:
         if status == STATUS_STALE:
             log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name,
                         extra=job_extra(job))
@@ -396,7 +399,7 @@ class Worker:
             job.return_value, job.finished_on = value, now_ms / 1000.0
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("job %s (%s) completed", job.id, job.name, extra=job_extra(job))
-            await self._events.emit("completed", job, value)
+            self._events.emit_soon("completed", job, value)
         elif status in (STATUS_FAILED, STATUS_RETRYING):
             job.failed_reason = _reason(value)
             job.stacktrace = stack
@@ -407,7 +410,7 @@ class Worker:
                 "" if status == STATUS_FAILED else ", will retry", job.failed_reason,
                 extra=job_extra(job, attempts_made=job.attempts_made, final=status == STATUS_FAILED),
             )
-            await self._events.emit("failed", job, value)
+            self._events.emit_soon("failed", job, value)
 
     # running one job --------------------------------------------------------------------
     def _fill(self) -> None:
@@ -429,16 +432,21 @@ class Worker:
             self._done(job, "r", b"", [], 0, job.attempts_made, None)
 
     async def _execute(self, job: Job) -> None:
-        await self._events.emit("active", job)
+        self._events.emit_soon("active", job)
         try:
             if job.timeout:
                 try:
                     result = await asyncio.wait_for(self._invoke(job), job.timeout)
                 except asyncio.TimeoutError:
                     raise _JobTimeout(f"job timed out after {job.timeout:g}s") from None
+            elif self._is_async and not self._traces:
+                result = await self._processor(job)  # the common case, without two more frames
             else:
                 result = await self._invoke(job)
-            payload = check.payload(pack(result), self._ctx.max_payload_size, "return value")
+            if result is None:
+                payload = PACKED_NONE
+            else:
+                payload = check.payload(pack(result), self._ctx.max_payload_size, "return value")
         except asyncio.CancelledError:
             self._done(job, "r", b"", [], 0, job.attempts_made, None)
             if not self._forced:
