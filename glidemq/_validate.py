@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +15,11 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 FORBIDDEN_IN_KEYS = "{}:"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def name(value: Any, what: str = "name") -> str:

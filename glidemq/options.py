@@ -130,8 +130,28 @@ JOB_OPTIONS = frozenset(
 )
 
 
+# Every job option at its default: a job whose options all are (the common case) skips
+# their checks. A value equal to a default but of another type (0.0, 0 for False) takes
+# the full path, which tells them apart.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "job_id": None, "delay": 0, "priority": 0, "attempts": 1, "backoff": None, "timeout": None, "lifo": False,
+    "remove_on_complete": False, "remove_on_fail": False, "deduplication": None,
+}
+_NO_DEFAULT = object()
+
+
 def encode_job(name: str, data: Any, options: Mapping[str, Any], max_payload: int) -> tuple[Any, ...]:
     """Validates one job and encodes it for the ``add`` function (see encode_add_batch)."""
+    for key, value in options.items():
+        default = DEFAULT_OPTIONS.get(key, _NO_DEFAULT)
+        if value is not default and (type(value) is not type(default) or value != default):
+            return _encode_job_with_options(name, data, options, max_payload)
+    check.name(name, "job name")
+    encoded = check.payload(pack(data), max_payload, "job data")
+    return ("", name, encoded, 0, 0, 1, "", 0, False, -1, -1, {})
+
+
+def _encode_job_with_options(name: str, data: Any, options: Mapping[str, Any], max_payload: int) -> tuple[Any, ...]:
     unknown = set(options) - JOB_OPTIONS
     if unknown:
         raise InvalidArgumentError(f"unknown job option(s): {', '.join(sorted(unknown))}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -140,11 +142,27 @@ class Queue:
             datas.append(item[1])
         if durability is not None:
             return await self._add_durable(encoded, datas, durability)
+        # the next chunk is on its way while the reply to the previous one is turned into jobs
         out: list[Job] = []
-        for start, end in chunks(encoded):
-            written = await write(self._ctx, encoded[start:end])
-            out += await self._jobs(encoded[start:end], datas[start:end], written)
+        sent: list[tuple[asyncio.Future[list[Written]], int, int]] = []
+        try:
+            for start, end in chunks(encoded):
+                sent.append((asyncio.ensure_future(write(self._ctx, encoded[start:end])), start, end))
+                if len(sent) > 1:
+                    out += await self._collect(encoded, datas, *sent.pop(0))
+            while sent:
+                out += await self._collect(encoded, datas, *sent.pop(0))
+        finally:
+            for future, _, _ in sent:  # after a failed chunk: wait for the one in flight
+                with contextlib.suppress(Exception):
+                    await future
         return out
+
+    async def _collect(
+        self, encoded: list[tuple[Any, ...]], datas: list[Any], future: asyncio.Future[list[Written]],
+        start: int, end: int,
+    ) -> list[Job]:
+        return await self._jobs(encoded[start:end], datas[start:end], await future)
 
     async def _add_durable(self, encoded: list[tuple[Any, ...]], datas: list[Any], durability: Durability) -> list[Job]:
         # a client of its own: the write and its WAIT share one connection, and WAIT blocking

@@ -9,7 +9,7 @@ local DELAY_SHIFT = 4096           -- delayed score: due_ms * 4096 + sequence
 local STALLED_REASON = 'job stalled more than allowable limit'
 -- Job hash fields left at their default are not stored (every argument and reply element
 -- of a command costs the server allocations); readers fill the defaults in.
-local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
+local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'at', 6, '1'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
   {'rc', 10, '-1'}, {'rf', 11, '-1'}}
 
 local function now_ms()
@@ -149,7 +149,7 @@ end
 -- The hash fields of a new job from its add row (see add): fields left at their default
 -- are not stored.
 local function job_fields(j, now_s, state)
-  local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 'at', j[6], 's', state}
+  local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 's', state}
   for _, opt in ipairs(OPTIONAL_FIELDS) do
     local value = j[opt[2]]
     if value ~= opt[3] then
@@ -444,22 +444,29 @@ local function deduplicated(base, holder, j, ext, now)
   emit(base, 'deduplicated', holder, 'deduplication_id', ext.di)
 end
 
--- Writes one job unless its custom id exists or a deduplication id holds it back.
--- Returns the job's id and 1 when it was created.
-local function add_one(base, j, now, now_s, trace)
+-- New jobs of one add call bound for the tail of the wait list, pushed there together.
+local function push_tail(base, tail)
+  if #tail == 0 then return end
+  redis.call('RPUSH', base .. 'wait', unpack(tail))
+  for k = #tail, 1, -1 do tail[k] = nil end
+end
+
+-- Writes one job unless its custom id exists or a deduplication id holds it back; a job
+-- without a custom id gets `auto_id`. A plain waiting job is appended to `tail` (see
+-- push_tail). Returns the job's id and 1 when it was created.
+local function add_one(base, j, now, now_s, trace, auto_id, tail)
   local id = j[1]
   local ext = j[12] or {}
   if id ~= '' and redis.call('EXISTS', base .. 'j:' .. id) == 1 then return id, 0 end
   if ext.di then
     local holder = dedup_holder(base, ext.di)
     if holder then
+      push_tail(base, tail)  -- the holder may be a job of this very call
       deduplicated(base, holder, j, ext, now)
       return holder, 0
     end
   end
-  if id == '' then
-    id = tostring(redis.call('INCR', base .. 'id'))
-  end
+  if id == '' then id = auto_id end
   local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
   local state = 'waiting'
   if delay > 0 then state = 'delayed' end
@@ -483,6 +490,8 @@ local function add_one(base, j, now, now_s, trace)
   if delay > 0 then
     schedule(base, id, now + delay)
     emit(base, 'delayed', id, 'delay', now + delay)
+  elseif prio == 0 and lifo ~= '1' then
+    tail[#tail + 1] = id
   else
     enqueue(base, id, prio, lifo == '1')
   end
@@ -503,12 +512,27 @@ local function add(keys, args)
   local woke = false
   local traces = false
   if args[2] then traces = cmsgpack.unpack(args[2]) end
-  for i, j in ipairs(cmsgpack.unpack(args[1])) do
-    local id, created = add_one(base, j, now, now_s, traces and traces[i] or '')
+  local rows = cmsgpack.unpack(args[1])
+  -- the ids of the jobs without a custom id, taken in one command
+  local auto = 0
+  for _, j in ipairs(rows) do
+    if j[1] == '' then auto = auto + 1 end
+  end
+  local next_id = 0
+  if auto > 0 then next_id = redis.call('INCRBY', base .. 'id', auto) - auto end
+  local tail = {}
+  for i, j in ipairs(rows) do
+    local auto_id = nil
+    if j[1] == '' then
+      next_id = next_id + 1
+      auto_id = tostring(next_id)
+    end
+    local id, created = add_one(base, j, now, now_s, traces and traces[i] or '', auto_id, tail)
     if created == 1 then woke = true end
     out[#out + 1] = id
     out[#out + 1] = created
   end
+  push_tail(base, tail)
   if woke then wake(base) end
   return out
 end
