@@ -156,8 +156,8 @@ def hash_to_dict(flat: list[bytes]) -> dict[str, bytes]:
 
 
 def encode_finished(entries: list[tuple[Any, ...]]) -> bytes:
-    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms,
-    attempts_made, keep, priority) each."""
+    """Packs finished jobs for ``take``: (id, token, kind, payload, attempts_made, keep) for a
+    completion, followed by (extra, retry_ms, priority) for a failure or a release."""
     if not entries:
         return b""
     packed: bytes = _packb([list(entry) for entry in entries], use_bin_type=False)

@@ -144,8 +144,8 @@ def hash_to_dict(object flat):
 
 
 def encode_finished(object entries):
-    """Packs finished jobs for ``take``: (id, token, kind, payload, extra, retry_ms,
-    attempts_made, keep, priority) each."""
+    """Packs finished jobs for ``take``: (id, token, kind, payload, attempts_made, keep) for a
+    completion, followed by (extra, retry_ms, priority) for a failure or a release."""
     if not entries:
         return b""
     return _packb([list(e) for e in entries], use_bin_type=False)

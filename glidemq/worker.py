@@ -485,8 +485,11 @@ class Worker:
         keep = job._keep_complete if kind == "c" else job._keep_fail
         if self._traces:
             self._traces.pop(job.id, None)
-        extra = pack(stack) if stack else b""
-        entry = (job.id, job._token, kind, payload, extra, retry, str(attempts_made), keep, job.priority)
+        if kind == "c":  # a completion needs no more than these
+            entry: tuple[Any, ...] = (job.id, job._token, kind, payload, str(attempts_made), keep)
+        else:
+            extra = pack(stack) if stack else b""
+            entry = (job.id, job._token, kind, payload, str(attempts_made), keep, extra, retry, job.priority)
         self._finished.append(entry)
         if self._tasks.pop(job.id, None) is not None:
             self._fill()

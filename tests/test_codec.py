@@ -559,17 +559,26 @@ def test_hash_to_dict_odd_containers(flat: Any) -> None:
 
 # -- encode_finished -----------------------------------------------------------------------------
 
-finished_entries = st.tuples(
+completion_entries = st.tuples(
     st.text(min_size=1, max_size=8),  # id
     st.text(max_size=8),  # token
-    st.sampled_from(["completed", "failed", "retry", "unrecoverable"]),  # kind
-    st.binary(max_size=16),  # payload
-    st.binary(max_size=16),  # extra
-    wire_ints,  # retry_ms
-    st.integers(min_value=0, max_value=100),  # attempts_made
+    st.just("c"),  # kind
+    st.binary(max_size=16),  # payload (return value)
+    st.integers(min_value=0, max_value=100).map(str),  # attempts_made
     st.integers(min_value=-1, max_value=1000),  # keep
+)
+failure_entries = st.tuples(
+    st.text(min_size=1, max_size=8),  # id
+    st.text(max_size=8),  # token
+    st.sampled_from(["f", "r"]),  # kind
+    st.binary(max_size=16),  # payload (reason)
+    st.integers(min_value=0, max_value=100).map(str),  # attempts_made
+    st.integers(min_value=-1, max_value=1000),  # keep
+    st.binary(max_size=16),  # extra (stack)
+    wire_ints,  # retry_ms
     st.integers(min_value=0, max_value=2**21),  # priority
 )
+finished_entries = completion_entries | failure_entries
 
 
 @needs_compiled

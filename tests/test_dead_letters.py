@@ -101,7 +101,7 @@ async def test_a_failure_left_by_a_dead_worker_is_delivered_by_the_next(
     try:
         reply = await client.fcall("take", queue._ctx.base, ["30000", "1", b"", options])
         ((job_id, token, *_),) = decode_active(reply[3], reply[0])
-        finished = [(job_id, token, "f", b"died", b"", -1, "1", -1, 0)]
+        finished = [(job_id, token, "f", b"died", "1", -1, b"", -1, 0)]
         await client.fcall("take", queue._ctx.base, ["30000", "0", encode_finished(finished), options])
     finally:
         await client.close()

@@ -255,31 +255,32 @@ local function release(base, id, prio, delay, now)
   place(base, id, prio, true, delay, now)
 end
 
--- Finishes one activation. f = {id, token, kind, payload, extra, retry, attempts_made,
--- keep, priority}; kind c(omplete): payload = return value; f(ail): payload = reason,
--- extra = stack, retry = delay ms or -1 for a final failure; r(elease): retry = delay ms.
--- attempts_made and keep (remove_on_complete/fail) come from the worker holding the lease.
--- Returns status (0 stale, 1 completed, 2 failed, 3 retrying, 4 released).
+-- Finishes one activation. f = {id, token, kind, payload, attempts_made, keep, extra,
+-- retry, priority}; a completion sends the first six only. kind c(omplete): payload = return
+-- value; f(ail): payload = reason, extra = stack, retry = delay ms or -1 for a final failure;
+-- r(elease): retry = delay ms. attempts_made and keep (remove_on_complete/fail) come from the
+-- worker holding the lease. Returns status (0 stale, 1 completed, 2 failed, 3 retrying, 4
+-- released).
 local function finish_one(base, f, now, now_s)
   local id = f[1]
   if redis.call('ZREM', base .. 'active', lease(id, f[2])) == 0 then return 0 end
-  local kind, am = f[3], f[7]
+  local kind, am = f[3], f[5]
   if kind == 'c' then
     count_finished('completed')
     emit(base, 'completed', id, 'return_value', f[4])
     flow_notify(base, id, 'c', f[4])
-    finish(base, id, 'completed', f[8], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
+    finish(base, id, 'completed', f[6], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
     return 1
   elseif kind == 'r' then
-    release(base, id, f[9], f[6], now)
+    release(base, id, f[9], f[8], now)
     return 4
   end
-  local delay = f[6]
+  local delay = f[8]
   if delay < 0 then
-    fail_for_good(base, id, am, f[4], f[5], f[8], now_s)
+    fail_for_good(base, id, am, f[4], f[7], f[6], now_s)
     return 2
   end
-  redis.call('HSET', base .. 'j:' .. id, 'am', am, 'fr', f[4], 'st', f[5])
+  redis.call('HSET', base .. 'j:' .. id, 'am', am, 'fr', f[4], 'st', f[7])
   release(base, id, f[9], delay, now)
   return 3
 end
@@ -310,6 +311,10 @@ end
 
 local function waiting_count(base)
   return redis.call('LLEN', base .. 'wait') + redis.call('ZCARD', base .. 'prio')
+end
+
+local function any_waiting(base)
+  return redis.call('LLEN', base .. 'wait') > 0 or redis.call('ZCARD', base .. 'prio') > 0
 end
 
 -- How many jobs limits allow to start now, and ms until the rate limit lets more start (0:
@@ -373,7 +378,7 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
     if string.byte(id) == 114 and string.sub(id, 1, 7) == 'repeat:' then sched_activated(base, id, now) end
   end
   redis.call('ZADD', base .. 'active', unpack(scores))
-  if #ids == want and waiting_count(base) > 0 then
+  if #ids == want and any_waiting(base) then
     wake(base)
   else
     emit(base, 'drained', '')
@@ -382,8 +387,8 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
 end
 
 -- take(lock_ms, want, finished, options): finishes a batch of jobs and activates the next
--- ones in one call. `finished` is a msgpack array of {id, token, kind, payload, extra, retry}
--- ('' for none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
+-- ones in one call. `finished` is a msgpack array of rows as finish_one takes them ('' for
+-- none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
 -- of the worker. Returns {now, next_delay_ms, {status} * n, the activated jobs (see
 -- activate) as msgpack ('' for none), ms until the rate limit lets jobs start (0: not
 -- limited), flow notifications written}.
@@ -398,15 +403,16 @@ local function take(keys, args)
   end
   local now = now_ms()
   local now_s = tostring(now)
-  local meta = redis.call('HMGET', base .. 'meta', 'paused', 'rlm', 'rld', 'gc', 'dd')
+  local meta = redis.call('HMGET', base .. 'meta', 'paused', 'rlm', 'rld', 'gc', 'dd', 'fc')
   dedup_used = meta[5] == '1'
+  has_children = meta[6] == '1'
   local results = {}
   if args[3] ~= '' then
     for i, f in ipairs(cmsgpack.unpack(args[3])) do
       results[i] = finish_one(base, f, now, now_s)
     end
     -- a job ending frees a slot of the global concurrency: wake workers waiting for one
-    if meta[4] and waiting_count(base) > 0 then wake(base) end
+    if meta[4] and any_waiting(base) then wake(base) end
   end
   local delay = next_delay(base, now)
   local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter)
