@@ -197,13 +197,14 @@ local function release_dedup(base, id)
   if redis.call('PTTL', dkey) == -1 and redis.call('GET', dkey) == id then redis.call('DEL', dkey) end
 end
 
-local function finish(base, id, set, keep, now_s, fields)
+-- Ends a job in finished set `set` ('completed' or 'failed') with its hash fields `...`.
+local function finish(base, id, set, keep, now_s, ...)
   release_dedup(base, id)
   if keep == 0 then
     delete_job(base, id)
     return
   end
-  redis.call('HSET', base .. 'j:' .. id, unpack(fields))
+  redis.call('HSET', base .. 'j:' .. id, ...)
   if keep < 0 then
     local members = finished_sets[set]
     if not members then
@@ -232,7 +233,7 @@ local function fail_for_good(base, id, am, reason, stack, keep, now_s)
   count_finished('failed')
   emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
   if dead_letters then dead_letter(base, id, am, reason, now_s) end
-  finish(base, id, 'failed', keep, now_s, {'s', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack})
+  finish(base, id, 'failed', keep, now_s, 's', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack)
 end
 
 -- Makes a job that is in no structure delayed (delay ms > 0) or waiting, and wakes workers.
@@ -269,7 +270,7 @@ local function finish_one(base, f, now, now_s)
     count_finished('completed')
     emit(base, 'completed', id, 'return_value', f[4])
     flow_notify(base, id, 'c', f[4])
-    finish(base, id, 'completed', f[6], now_s, {'s', 'completed', 'fo', now_s, 'am', am, 'rv', f[4]})
+    finish(base, id, 'completed', f[6], now_s, 's', 'completed', 'fo', now_s, 'am', am, 'rv', f[4])
     return 1
   elseif kind == 'r' then
     release(base, id, f[9], f[8], now)
