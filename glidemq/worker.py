@@ -261,7 +261,11 @@ class Worker:
         assert self._wake is not None
         takes: dict[asyncio.Task[tuple[int, int]], tuple[int, list[Any], list[Any]]] = {}
         block: asyncio.Task[GlideMQError | None] | None = None
-        wake_wait: asyncio.Task[bool] | None = None
+        wake = self._wake
+
+        def poke(_: asyncio.Future[Any]) -> None:  # a call or a wait ended: the loop looks again
+            wake.set()
+
         reserved = 0
         empty = False
         next_delay = -1
@@ -284,21 +288,21 @@ class Worker:
                 # "drained" fires now rather than after the next marker timeout.
                 want = max(free, 0) if not empty or len(finished) >= len(self._active) else 0
                 task = asyncio.ensure_future(self._take(finished, outcomes, want))
+                task.add_done_callback(poke)
                 takes[task] = (want, finished, outcomes)
                 reserved += want
                 continue
-            self._wake.clear()
-            if wake_wait is None or wake_wait.done():
-                wake_wait = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {wake_wait, *takes}
-            if empty and free > 0 and not takes:
-                if block is None and self._limit_wait > 0:
+            # Cleared before looking at what ended: whatever ends from here on sets it again.
+            wake.clear()
+            if empty and free > 0 and not takes and block is None:
+                if self._limit_wait > 0:
                     block = asyncio.ensure_future(self._hold_back(self._limit_wait))
-                elif block is None:
+                else:
                     timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
                     block = asyncio.ensure_future(self._wait_for_marker(timeout))
-                waits.add(block)
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                block.add_done_callback(poke)
+            if not any(t.done() for t in takes) and not (block is not None and block.done()):
+                await wake.wait()
             for task in [t for t in takes if t.done()]:
                 want, finished, outcomes = takes.pop(task)
                 reserved -= want
@@ -326,11 +330,10 @@ class Worker:
                     await self._events.emit("error", error)
                     await self._sleep_or_wake(pause)
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
-        if wake_wait is not None:
-            wake_wait.cancel()
-        if block is not None and self._limit_wait > 0:
-            block.cancel()
-        await asyncio.gather(*(t for t in (block, wake_wait) if t is not None), return_exceptions=True)
+        if block is not None:
+            if self._limit_wait > 0:
+                block.cancel()
+            await asyncio.gather(block, return_exceptions=True)
 
     async def _wait_for_marker(self, timeout: float) -> GlideMQError | None:
         """Blocks on the dedicated client until work may be there; returns an error, if any."""
