@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from glide import GlideClient
@@ -46,21 +47,23 @@ async def test_removed_job_frees_the_id(queue: glidemq.Queue) -> None:
 
 
 async def test_ttl_keeps_blocking_after_the_job_finished(url: str, queue: glidemq.Queue) -> None:
-    first = await queue.add("a", 1, deduplication=glidemq.Dedup("t", ttl=0.6))
+    # the ttl runs from the first add: long enough for a worker to start and finish the job within it
+    first = await queue.add("a", 1, deduplication=glidemq.Dedup("t", ttl=2))
+    expires = time.monotonic() + 2
     async with glidemq.Worker(queue.name, lambda job: None, connection=url):
         await first.wait_until_finished(timeout=5)
-    assert (await queue.add("a", 2, deduplication=glidemq.Dedup("t", ttl=0.6))).id == first.id
-    await asyncio.sleep(0.7)
-    assert (await queue.add("a", 3, deduplication=glidemq.Dedup("t", ttl=0.6))).id != first.id
+    assert (await queue.add("a", 2, deduplication=glidemq.Dedup("t", ttl=2))).id == first.id
+    await asyncio.sleep(expires + 0.1 - time.monotonic())
+    assert (await queue.add("a", 3, deduplication=glidemq.Dedup("t", ttl=2))).id != first.id
 
 
 async def test_extend_restarts_the_ttl_on_each_skipped_add(queue: glidemq.Queue) -> None:
-    dedup = glidemq.Dedup("e", ttl=0.5, extend=True)
+    dedup = glidemq.Dedup("e", ttl=1, extend=True)
     first = await queue.add("a", 1, deduplication=dedup)
-    for _ in range(4):  # 0.2 s apart: 0.8 s in all, longer than the ttl, each add extends it
-        await asyncio.sleep(0.2)
+    for _ in range(5):  # 0.25 s apart: 1.25 s in all, longer than the ttl, each add extends it
+        await asyncio.sleep(0.25)
         assert (await queue.add("a", 0, deduplication=dedup)).id == first.id
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.1)
     assert (await queue.add("a", 2, deduplication=dedup)).id != first.id
 
 

@@ -17,7 +17,8 @@ from .worker_helpers import replay_events
 
 
 class Tracker:
-    """Counts processors running at once and when each started."""
+    """Counts processors running at once and when each started, by the server's clock (``processed_on``):
+    the limits act there, and a loaded machine cannot skew it by delaying one reply more than another."""
 
     def __init__(self, hold: float = 0.0) -> None:
         self.hold = hold
@@ -25,7 +26,8 @@ class Tracker:
         self.starts: list[float] = []
 
     async def __call__(self, job: glidemq.Job) -> None:
-        self.starts.append(time.monotonic())
+        assert job.processed_on is not None
+        self.starts.append(job.processed_on)
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
