@@ -145,6 +145,7 @@ class Sampler:
         self.probe = probe
         self.trace = trace  # take a tracemalloc snapshot at the warm sample
         self.samples: list[Sample] = []
+        self.last_status: dict[str, Any] = {}  # the worker's answer behind the last sample
         self.added = 0
         self.started: float | None = None  # wall clock of the first add
 
@@ -152,10 +153,14 @@ class Sampler:
         return int(parse_field(await self.probe.info("memory"), "used_memory") or 0) / MB
 
     async def take(self, phase: str, status: dict[str, Any] | None = None, full: bool = False) -> Sample:
-        """Records a sample; ``status`` is the worker's answer if the caller already has it."""
+        """Records a sample; ``status`` is the worker's answer if the caller already has it.
+
+        The RSS is read before asking for a status, so the status's own work is not in it.
+        """
+        rss, peak = rss_mb(self.worker.pid)
         if status is None:
             status = await self.worker.status(full)
-        rss, peak = rss_mb(self.worker.pid)
+        self.last_status = status
         sample = Sample(
             phase, time.time() - self.started if self.started else 0.0, self.added, status["completed"],
             round(rss, 2), round(peak, 2), round(await self.server_used_mb(), 2), round(os.getloadavg()[0], 2),
@@ -303,9 +308,8 @@ async def measure(
         await asyncio.gather(producer, return_exceptions=True)
     growth = await worker.ask("snapshot", "snapshot") if args.tracemalloc else []
     await asyncio.sleep(IDLE_SETTLE)
-    status = await worker.status(full=True)
-    await sampler.take("idle_after", status)
-    return status, growth
+    await sampler.take("idle_after", full=True)
+    return sampler.last_status, growth
 
 
 async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
