@@ -48,3 +48,28 @@ def test_feature_bench_runs_every_variant(url: str) -> None:
     for label in ("no options", "priorities", "delayed", "flows", "deduplication", "rate limit", "global concurrency",
                   "dead-letter"):
         assert label in done.stdout, label
+
+
+MEMORY_SUMMARY_KEYS = ("idle_rss_mb", "warm_rss_mb", "end_rss_mb", "idle_after_rss_mb", "growth_warm_to_end_mb",
+                       "rss_slope_mb_per_100k_jobs", "server_used_mb_end", "jobs_per_sec")
+
+
+def test_memory_bench_quick(url: str, tmp_path: Path) -> None:
+    output = tmp_path / "memory.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("memory.py")), "--quick", "--url", url, "--output", str(output)],
+        capture_output=True, text=True, timeout=110, check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "worker RSS" in done.stdout
+
+    report = json.loads(output.read_text())
+    assert report["ok"] is True
+    assert report["problems"] == []
+    assert report["meta"]["quick"] is True
+    for key in MEMORY_SUMMARY_KEYS:
+        assert key in report["summary"], key
+    phases = [sample["phase"] for sample in report["samples"]]
+    assert phases[0] == "idle_before"
+    assert phases[-2:] == ["end", "idle_after"]
+    assert report["samples"][-1]["completed"] == report["meta"]["jobs"]
