@@ -18,6 +18,9 @@ _decode = bytes.decode  # raises TypeError for anything that is not bytes, like 
 _SCALARS = (str, int, float, bool, bytes, type(None))
 MAX_DEPTH = 256
 ADD_FIELDS = 12  # fields per job given to encode_add_batch
+# delay, priority, attempts, backoff, timeout, lifo, remove_on_complete, remove_on_fail at
+# their defaults: such a job travels as (id, name, data) only
+DEFAULT_OPTIONS = (0, 0, 1, "", 0, False, -1, -1)
 ACTIVE_FIELDS = 16  # fields per job that decode_active gives
 
 
@@ -76,12 +79,16 @@ def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:
 
     Each job is (id, name, data bytes, delay_ms, priority, attempts, backoff spec,
     timeout_ms, lifo, remove_on_complete, remove_on_fail, extras); numbers travel as decimal
-    strings; extras is a dict of str to str (optional features), sent as a map.
+    strings; extras is a dict of str to str (optional features), sent as a map. A job whose
+    options are all at their default and that has no extras travels as [id, name, data].
     """
     rows = []
     for job in jobs:
         _check_row(job, ADD_FIELDS)
         job_id, name, data, delay, priority, attempts, backoff, timeout, lifo, rc, rf, extras = job
+        if job[3:11] == DEFAULT_OPTIONS and not extras:
+            rows.append([job_id, name, data])  # the library fills in the defaults
+            continue
         rows.append(
             [
                 job_id,

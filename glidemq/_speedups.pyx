@@ -13,6 +13,8 @@ cdef object _packb = msgpack.packb
 cdef object _unpackb = msgpack.unpackb
 cdef int MAX_DEPTH = 256
 cdef Py_ssize_t _ADD_FIELDS = 12
+cdef tuple _DEFAULT_OPTIONS = (0, 0, 1, "", 0, False, -1, -1)
+DEFAULT_OPTIONS = _DEFAULT_OPTIONS
 cdef Py_ssize_t _ACTIVE_FIELDS = 16
 ADD_FIELDS = _ADD_FIELDS
 ACTIVE_FIELDS = _ACTIVE_FIELDS
@@ -83,6 +85,9 @@ def encode_add_batch(object jobs):
     cdef tuple job
     for item in jobs:
         job = _check_row(item, _ADD_FIELDS)
+        if job[3:11] == _DEFAULT_OPTIONS and not job[11]:
+            rows.append([job[0], job[1], job[2]])
+            continue
         rows.append([job[0], job[1], job[2], str(job[3]), str(job[4]), str(job[5]), job[6], str(job[7]),
                      "1" if job[8] else "0", str(job[9]), str(job[10]), job[11]])
     return _packb(rows, use_bin_type=False)

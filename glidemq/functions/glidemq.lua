@@ -153,10 +153,23 @@ local function schedule(base, id, due)
   redis.call('ZADD', base .. 'delayed', due * DELAY_SHIFT + (seq(base) % DELAY_SHIFT), id)
 end
 
+-- An add row of a job whose options are all at their default is just {id, name, data}.
+local DEFAULT_OPTIONS = {'0', '0', '1', '', '0', '0', '-1', '-1'}  -- row fields 4 to 11
+local NO_EXTRAS = {}
+
+-- The row with the default options written out (see add).
+local function full_row(j)
+  if j[4] == nil then
+    for k, value in ipairs(DEFAULT_OPTIONS) do j[k + 3] = value end
+  end
+  return j
+end
+
 -- The hash fields of a new job from its add row (see add): fields left at their default
 -- are not stored.
 local function job_fields(j, now_s, state)
   local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 's', state}
+  if j[4] == nil then return fields end
   for _, opt in ipairs(OPTIONAL_FIELDS) do
     local value = j[opt[2]]
     if value ~= opt[3] then
@@ -470,7 +483,7 @@ end
 -- push_tail). Returns the job's id and 1 when it was created.
 local function add_one(base, j, now, now_s, trace, auto_id, tail)
   local id = j[1]
-  local ext = j[12] or {}
+  local ext = j[12] or NO_EXTRAS
   if id ~= '' and redis.call('EXISTS', base .. 'j:' .. id) == 1 then return id, 0 end
   if ext.di then
     local holder = dedup_holder(base, ext.di)
@@ -481,7 +494,8 @@ local function add_one(base, j, now, now_s, trace, auto_id, tail)
     end
   end
   if id == '' then id = auto_id end
-  local delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9]
+  local delay, prio, lifo = 0, 0, '0'
+  if j[4] ~= nil then delay, prio, lifo = tonumber(j[4]), tonumber(j[5]), j[9] end
   local state = 'waiting'
   if delay > 0 then state = 'delayed' end
   local fields = job_fields(j, now_s, state)
@@ -513,7 +527,8 @@ local function add_one(base, j, now, now_s, trace, auto_id, tail)
 end
 
 -- add(jobs): `jobs` is a msgpack array of {id, name, data, delay_ms, priority, attempts,
--- backoff, timeout_ms, lifo, rc, rf, ext}, numbers as decimal strings (Lua turns numbers
+-- backoff, timeout_ms, lifo, rc, rf, ext} or, for a job with default options, {id, name,
+-- data}; numbers as decimal strings (Lua turns numbers
 -- into strings slowly, so the client does it); ext is a map of optional extras
 -- (di/dt/dx/dr: deduplication id, ttl ms, extend, replace). `traces` (optional): a msgpack
 -- array of each job's trace context ('' for none), stored as field 'tc'. Returns {now, [id, created] * n};
@@ -838,7 +853,7 @@ local function create_iteration(base, sid, template, slot, now)
   local id = 'repeat:' .. sid .. ':' .. ms_text(slot)
   local jk = base .. 'j:' .. id
   if redis.call('EXISTS', jk) == 1 then return false end
-  local j = cmsgpack.unpack(template)[1]
+  local j = full_row(cmsgpack.unpack(template)[1])
   local delay = math.max(slot - now, 0)
   j[4] = ms_text(delay)
   local state = 'waiting'
