@@ -5,6 +5,11 @@ Every index below is checked against the length first (bounds checks are off), a
 cast is guarded, so malformed input raises the same exception as the pure twin.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.string cimport memcmp, memcpy
+
 import msgpack
 
 from glidemq.errors import SerializationError
@@ -79,8 +84,139 @@ cpdef object unpack(object data):
     return _unpackb(data, raw=False, strict_map_key=False)
 
 
+# -- encode_add_batch: a direct writer -------------------------------------------------------
+# Writes the msgpack bytes packb(rows, use_bin_type=False) would (str and bytes alike as the
+# str family: fixstr below 32 bytes, then str16, str32), for rows of the usual types. Anything
+# else (or any exception) goes to the general path, the pure twin's code.
+
+cdef struct Buffer:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t used
+
+
+cdef int _grow(Buffer* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t want = b.used + extra
+    cdef Py_ssize_t size
+    cdef char* data
+    if want <= b.size:
+        return 0
+    size = max(want, b.size * 2, 4096)
+    data = <char*>PyMem_Realloc(b.data, size)
+    if data == NULL:
+        raise MemoryError()
+    b.data, b.size = data, size
+    return 0
+
+
+cdef int _head(Buffer* b, Py_ssize_t n, unsigned char fix, Py_ssize_t fix_limit, unsigned char c16) except -1:
+    """A container or str header: fix form below fix_limit, else the 16- or 32-bit form."""
+    _grow(b, 5)
+    cdef unsigned char* p = <unsigned char*>(b.data + b.used)
+    if n < fix_limit:
+        p[0] = fix | n
+        b.used += 1
+    elif n < 65536:
+        p[0], p[1], p[2] = c16, (n >> 8) & 0xff, n & 0xff
+        b.used += 3
+    else:
+        p[0], p[1], p[2], p[3], p[4] = c16 + 1, (n >> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff
+        b.used += 5
+    return 0
+
+
+cdef int _raw(Buffer* b, const char* data, Py_ssize_t n) except -1:
+    _head(b, n, 0xa0, 32, 0xda)
+    _grow(b, n)
+    memcpy(b.data + b.used, data, n)
+    b.used += n
+    return 0
+
+
+cdef bint _value(Buffer* b, object value) except -1:
+    """Writes a str or bytes; False for any other type."""
+    cdef Py_ssize_t n
+    cdef const char* text
+    if type(value) is str:
+        text = PyUnicode_AsUTF8AndSize(value, &n)
+        _raw(b, text, n)
+        return True
+    if type(value) is bytes:
+        _raw(b, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+        return True
+    return False
+
+
+cdef bint _number(Buffer* b, object value) except -1:
+    """Writes str(value) (an int as its digits without making a str)."""
+    cdef char digits[24]
+    cdef long long v
+    cdef unsigned long long u
+    cdef int k = 24
+    if type(value) is not int:
+        return _value(b, str(value))
+    v = value  # OverflowError beyond 64 bits: the general path takes over
+    u = <unsigned long long>(-(v + 1)) + 1 if v < 0 else <unsigned long long>v
+    while True:
+        k -= 1
+        digits[k] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        k -= 1
+        digits[k] = 45
+    _raw(b, digits + k, 24 - k)
+    return True
+
+
+cdef object _fast_add_batch(list jobs):
+    cdef Buffer b
+    b.data, b.size, b.used = NULL, 0, 0
+    cdef tuple job
+    cdef bint ok = True
+    try:
+        _head(&b, len(jobs), 0x90, 16, 0xdc)
+        for item in jobs:
+            job = _check_row(item, _ADD_FIELDS)
+            if job[3:11] == _DEFAULT_OPTIONS and not job[11]:
+                _head(&b, 3, 0x90, 16, 0xdc)
+                ok = _value(&b, job[0]) and _value(&b, job[1]) and _value(&b, job[2])
+            else:
+                extras = job[11]
+                if type(extras) is not dict:
+                    return None
+                _head(&b, 12, 0x90, 16, 0xdc)
+                ok = (_value(&b, job[0]) and _value(&b, job[1]) and _value(&b, job[2]) and _number(&b, job[3])
+                      and _number(&b, job[4]) and _number(&b, job[5]) and _value(&b, job[6])
+                      and _number(&b, job[7]) and _value(&b, "1" if job[8] else "0") and _number(&b, job[9])
+                      and _number(&b, job[10]))
+                if ok:
+                    _head(&b, len(<dict>extras), 0x80, 16, 0xde)
+                    for key, value in (<dict>extras).items():
+                        ok = _value(&b, key) and _value(&b, value)
+                        if not ok:
+                            break
+            if not ok:
+                return None
+        return PyBytes_FromStringAndSize(b.data, b.used)
+    finally:
+        PyMem_Free(b.data)
+
+
 def encode_add_batch(object jobs):
     """Packs the arguments of ``add`` into one msgpack blob (one argument on the wire)."""
+    if type(jobs) is list:
+        try:
+            packed = _fast_add_batch(<list>jobs)
+        except Exception:  # the general path gives the pure twin's exception
+            packed = None
+        if packed is not None:
+            return packed
+    return _general_add_batch(jobs)
+
+
+def _general_add_batch(object jobs):
     cdef list rows = []
     cdef tuple job
     for item in jobs:
@@ -93,11 +229,200 @@ def encode_add_batch(object jobs):
     return _packb(rows, use_bin_type=False)
 
 
+# -- decode_active: a direct reader for the shape the library sends -------------------------
+# [token, id, [key, value, ...], id, [...], ...], every leaf a msgpack str (Lua's cmsgpack
+# never writes anything else there). It makes only the objects a record holds. Anything else,
+# or any doubt (a number that is not plain digits, bad UTF-8, bad data), goes to the general
+# path below, which is the pure twin's code: same result, same exception.
+
+cdef struct Cursor:
+    const unsigned char* p
+    Py_ssize_t left
+
+
+cdef inline bint _take_bytes(Cursor* c, Py_ssize_t n) noexcept:
+    if c.left < n:
+        return False
+    c.p += n
+    c.left -= n
+    return True
+
+
+cdef inline Py_ssize_t _be(const unsigned char* p, int size) noexcept:
+    cdef Py_ssize_t v = 0
+    cdef int k
+    for k in range(size):
+        v = (v << 8) | p[k]
+    return v
+
+
+cdef inline Py_ssize_t _array(Cursor* c) noexcept:
+    """The length of the array at the cursor, or -1."""
+    if c.left < 1:
+        return -1
+    cdef unsigned char b = c.p[0]
+    cdef Py_ssize_t n
+    if 0x90 <= b <= 0x9f:
+        _take_bytes(c, 1)
+        return b & 0x0f
+    if b == 0xdc and c.left >= 3:
+        n = _be(c.p + 1, 2)
+        _take_bytes(c, 3)
+        return n
+    if b == 0xdd and c.left >= 5:
+        n = _be(c.p + 1, 4)
+        _take_bytes(c, 5)
+        return n
+    return -1
+
+
+cdef inline Py_ssize_t _string(Cursor* c, const unsigned char** start) noexcept:
+    """The length of the str (or bin) at the cursor, its bytes at *start; or -1."""
+    if c.left < 1:
+        return -1
+    cdef unsigned char b = c.p[0]
+    cdef Py_ssize_t n
+    cdef int head
+    if 0xa0 <= b <= 0xbf:
+        n, head = b & 0x1f, 1
+    elif (b == 0xd9 or b == 0xc4) and c.left >= 2:
+        n, head = c.p[1], 2
+    elif (b == 0xda or b == 0xc5) and c.left >= 3:
+        n, head = _be(c.p + 1, 2), 3
+    elif (b == 0xdb or b == 0xc6) and c.left >= 5:
+        n, head = _be(c.p + 1, 4), 5
+    else:
+        return -1
+    if not _take_bytes(c, head):
+        return -1
+    start[0] = c.p
+    if not _take_bytes(c, n):
+        return -1
+    return n
+
+
+cdef inline bint _digits(const unsigned char* p, Py_ssize_t n, long long* out) noexcept:
+    """Plain decimal text ([-]digits, at most 18) as a number."""
+    cdef Py_ssize_t k = 0
+    cdef bint negative = False
+    cdef long long v = 0
+    if n > 0 and p[0] == 45:  # '-'
+        negative, k = True, 1
+    if n - k < 1 or n - k > 18:
+        return False
+    while k < n:
+        if p[k] < 48 or p[k] > 57:
+            return False
+        v = v * 10 + (p[k] - 48)
+        k += 1
+    out[0] = -v if negative else v
+    return True
+
+
+cdef inline bint _is(const unsigned char* key, Py_ssize_t n, const char* name, Py_ssize_t size) noexcept:
+    return n == size and memcmp(key, name, size) == 0
+
+
+cdef object _text(const unsigned char* p, Py_ssize_t n):
+    return PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
+
+
+cdef object _fast_records(bytes blob, object now_ms):
+    """The records, or None when the blob is not in the usual shape."""
+    cdef Cursor c
+    c.p = <const unsigned char*>PyBytes_AS_STRING(blob)
+    c.left = PyBytes_GET_SIZE(blob)
+    cdef const unsigned char* base = c.p
+    cdef const unsigned char* s = NULL
+    cdef const unsigned char* key = NULL
+    cdef Py_ssize_t n = _array(&c)
+    if n < 1 or n % 2 == 0:
+        return None
+    cdef Py_ssize_t ln = _string(&c, &s)
+    if ln < 0:
+        return None
+    token = _text(s, ln)
+    view = memoryview(blob)
+    cdef list out = []
+    cdef Py_ssize_t i, k, m, kn, vn
+    cdef long long number
+    cdef const unsigned char* value
+    for i in range(1, n, 2):
+        ln = _string(&c, &s)
+        if ln < 0:
+            return None
+        job_id = _text(s, ln)
+        m = _array(&c)
+        if m < 0 or m % 2:
+            return None
+        name, data, backoff, progress, trace = "", None, "", None, None
+        ts, attempts, made, priority, delay, timeout, keep_complete, keep_fail = 0, 1, 0, 0, 0, 0, -1, -1
+        for k in range(0, m, 2):
+            kn = _string(&c, &key)
+            vn = _string(&c, &value) if kn >= 0 else -1
+            if vn < 0:
+                return None
+            if kn == 1 and key[0] == 110:  # n
+                name = _text(value, vn)
+            elif kn == 1 and key[0] == 100:  # d
+                data = _unpackb(view[value - base:value - base + vn], raw=False, strict_map_key=False) if vn else None
+            elif kn == 1 and key[0] == 112:  # p
+                if not _digits(value, vn, &number):
+                    return None
+                priority = number
+            elif _is(key, kn, b"pg", 2):
+                progress = _unpackb(view[value - base:value - base + vn], raw=False, strict_map_key=False) if vn else None
+            elif _is(key, kn, b"bo", 2):
+                backoff = _text(value, vn)
+            elif _is(key, kn, b"tc", 2):
+                trace = PyBytes_FromStringAndSize(<const char*>value, vn)
+            elif _is(key, kn, b"to", 2) and vn == 0:
+                timeout = 0
+            elif kn == 2 and (
+                _is(key, kn, b"ts", 2) or _is(key, kn, b"at", 2) or _is(key, kn, b"am", 2) or _is(key, kn, b"dl", 2)
+                or _is(key, kn, b"to", 2) or _is(key, kn, b"rc", 2) or _is(key, kn, b"rf", 2)
+            ):
+                if not _digits(value, vn, &number):
+                    return None
+                if key[0] == 116:  # ts, to
+                    if key[1] == 115:
+                        ts = number
+                    else:
+                        timeout = number
+                elif key[0] == 97:  # at, am
+                    if key[1] == 116:
+                        attempts = number
+                    else:
+                        made = number
+                elif key[0] == 100:
+                    delay = number
+                elif key[1] == 99:
+                    keep_complete = number
+                else:
+                    keep_fail = number
+        out.append((job_id, token, now_ms, name, data, ts, attempts, made, priority, delay, backoff, timeout,
+                    progress, keep_complete, keep_fail, trace))
+    if c.left != 0:
+        return None
+    return out
+
+
 def decode_active(object blob, object now_ms):
     """Decodes the jobs ``take`` activated: [token, id, fields, id, fields, ...] (16 values
     per job, see the pure twin)."""
     if not blob:
         return []
+    if type(blob) is bytes:
+        try:
+            records = _fast_records(<bytes>blob, now_ms)
+        except Exception:  # the general path gives the pure twin's exception
+            records = None
+        if records is not None:
+            return records
+    return _general_records(blob, now_ms)
+
+
+def _general_records(object blob, object now_ms):
     flat = _unpackb(blob, raw=True)
     if not isinstance(flat, list):
         raise TypeError(f"job records must be a list, got {type(flat).__name__}")

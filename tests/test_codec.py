@@ -506,6 +506,20 @@ def test_decode_active(token: tuple[bytes, str], now: int, jobs: list[Any]) -> N
     assert result == repr([expected_record(job, token[1], now) for job in jobs])
 
 
+odd_numbers = st.sampled_from([b"+5", b" 5", b"1_0", b"007", b"-0", b"9" * 19, b"-", b"", b"\xff", b"1.5"])
+
+
+@needs_compiled
+@PARITY
+@given(st.lists(st.tuples(st.sampled_from([b"ts", b"at", b"am", b"p", b"dl", b"to", b"rc", b"rf", b"n"]), odd_numbers),
+                max_size=4))
+def test_decode_active_numbers_in_odd_text(fields: list[tuple[bytes, bytes]]) -> None:
+    """Text that int() reads but that is not plain digits (and text it refuses) decodes the same
+    in both twins: the compiled reader hands anything unusual to the general path."""
+    blob = msgpack.packb([b"t", b"1", [item for pair in fields for item in pair]], use_bin_type=False)
+    same("decode_active", blob, 5)
+
+
 wire_items = st.one_of(
     st.binary(max_size=8),
     st.integers(min_value=-(2**63), max_value=2**64 - 1),
