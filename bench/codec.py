@@ -30,8 +30,9 @@ DATA = {"user": 42, "email": "a@b.c", "tags": ["x", "y"], "score": 1.5}
 def inputs(jobs: int) -> dict[str, tuple[str, tuple[Any, ...]]]:
     """Per scenario: the function and its arguments."""
     packed = _pure.pack(DATA)
-    plain = [("", "email", packed, 0, 0, 1, "", 0, False, -1, -1, {}) for _ in range(jobs)]
-    options = [("", "email", packed, 1000, 2, 3, "e:500:0.1", 30000, False, 100, -1, {}) for _ in range(jobs)]
+    plain: list[tuple[Any, ...]] = [("", "email", packed, 0, 0, 1, "", 0, False, -1, -1, {}) for _ in range(jobs)]
+    with_options: tuple[Any, ...] = ("", "email", packed, 1000, 2, 3, "e:500:0.1", 30000, False, 100, -1, {})
+    options = [with_options] * jobs
     activated: list[Any] = [b"17-1732812345678"]
     fields = [b"n", b"email", b"d", packed, b"ts", b"1732812345678", b"s", b"waiting"]
     for i in range(jobs):
