@@ -94,7 +94,15 @@ class Client:
                 glide = await self._client(deadline)
                 return await glide.fcall(fname, keys=call_keys(base), arguments=args)
             except GlideError as exc:
-                if MISSING_FUNCTION in str(exc) and not reloaded:
+                if MISSING_FUNCTION in str(exc):
+                    if reloaded:
+                        # Still missing after a load: the call went elsewhere than the slot's
+                        # owner, i.e. to the importing node of a slot being migrated (ASK).
+                        # Load again until the migration ends and the new owner gets it.
+                        if self._closed or time.monotonic() + RETRY_PAUSE >= deadline:
+                            raise ServerError(str(exc)) from exc
+                        await asyncio.sleep(RETRY_PAUSE)
+                        generation = self._library_generation.get(base, 0)
                     reloaded = True
                     await self._load_library(base, generation, deadline)
                     continue

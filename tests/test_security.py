@@ -21,8 +21,8 @@ RUNTIME_ACL = (
     "+fcall +fcall_ro +time +xread +xrevrange +lrange +bzpopmin +wait +waitaof +ping +info "
     "+hello +auth +select +client|setname +client|setinfo +cluster|slots +cluster|shards +readonly "
     "+hset +hget +hmget +hgetall +hdel +hincrby +zadd +zrem +zrange +zrangebyscore +zcard +zscore "
-    "+zpopmin +zremrangebyrank +lpush +rpush +lpop +lrem +llen +incr +del +exists +xadd "
-    "+sadd +srem +scard +smembers +expire +persist"
+    "+zpopmin +zremrangebyrank +lpush +rpush +lpop +lrem +llen +incr +incrby +del +exists +xadd "
+    "+sadd +srem +scard +smembers +expire +persist +get +set +pttl +pexpire"
 )
 PASSWORD = "s3cret-runtime"
 
@@ -63,6 +63,11 @@ async def test_runtime_user_restricted_to_the_documented_acl(locked: EmbeddedVal
                     glidemq.FlowJob("job", qname, {"x": 6}), glidemq.FlowJob("job", qname, {"fail": 1}, attempts=1),
                 ]))
             bulk = await queue.add_bulk([("bulk", {"x": 2}), ("bulk", {"x": 3}, {"delay": 30})])
+            deduplicated = [
+                await queue.add("dedup", {"x": 7}, deduplication=glidemq.Dedup("d1", ttl=60)) for _ in range(2)
+            ]
+            assert deduplicated[0].id == deduplicated[1].id
+            await queue.set_rate_limit(1000, 1)
             durable = glidemq.Durability(replicas=1, fsync=True, timeout=0.1)
             with pytest.raises(glidemq.DurabilityError) as short:  # no replica, no AOF: WAIT and WAITAOF run
                 await queue.add("durable", {"x": 4}, durability=durable)
@@ -70,12 +75,13 @@ async def test_runtime_user_restricted_to_the_documented_acl(locked: EmbeddedVal
                 assert await job.wait_until_finished(timeout=10) == {"ok": 1}
                 assert await bulk[0].wait_until_finished(timeout=10) == {"ok": 2}
                 assert await short.value.jobs[0].wait_until_finished(timeout=10) == {"ok": 4}
+                assert await deduplicated[0].wait_until_finished(timeout=10) == {"ok": 7}
                 with pytest.raises(glidemq.JobFailedError):  # a child failed: so does its parent
                     await tree.job.wait_until_finished(timeout=10)
                 assert list((await tree.job.get_children_values()).values()) == [{"ok": 6}]
             assert await job.get_logs() == ["working"]
             counts = await queue.get_job_counts()
-            assert counts["completed"] == 4 and counts["delayed"] == 1
+            assert counts["completed"] == 5 and counts["delayed"] == 1
             seen = [(await asyncio.wait_for(events.__anext__(), 5)).event for _ in range(3)]
             assert seen[0] == "added"
             await queue.clean(0, 10)
