@@ -2,7 +2,10 @@
 """Compiled codec: the same functions as ``glidemq._pure``, byte for byte.
 
 Every index below is checked against the length first (bounds checks are off), and every
-cast is guarded, so malformed input raises the same exception as the pure twin.
+cast is guarded, so malformed input raises the same exception as the pure twin. The direct
+msgpack reader (``decode_active``) and writer (``encode_add_batch``) handle the shapes the
+library and the client produce and hand anything else to the general path beside them,
+which is the pure twin's code.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
