@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 import uuid
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _probe import ServerProbe, parse_field
-from run import git_revision, load
+from run import load, run_meta
 
 import glidemq
 from glidemq.testing import EmbeddedValkey
@@ -367,16 +365,7 @@ def report(
 
 async def describe(args: argparse.Namespace, probe: ServerProbe, server_name: str) -> dict[str, Any]:
     return {
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "server": server_name,
-        "valkey_version": await probe.version(),
-        "glidemq_version": glidemq.__version__,
-        "git_revision": git_revision(),
-        "compiled_codec": glidemq.USE_EXTENSIONS,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load(),
+        **await run_meta(probe, server_name),
         "jobs": args.jobs,
         "quick": args.quick,
         "concurrency": args.concurrency,

@@ -66,11 +66,9 @@ def git_revision() -> str | None:
     return done.stdout.strip() or None
 
 
-async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
-    probe = await ServerProbe.connect(glidemq.Connection(url))
-    bench = Bench(url, probe)
-    latency_seconds = QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS
-    meta: dict[str, Any] = {
+async def run_meta(probe: ServerProbe, server_name: str) -> dict[str, Any]:
+    """What a benchmark run's JSON records about where and how it ran."""
+    return {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "server": server_name,
         "valkey_version": await probe.version(),
@@ -81,6 +79,15 @@ async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "load_average_before": load(),
+    }
+
+
+async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
+    probe = await ServerProbe.connect(glidemq.Connection(url))
+    bench = Bench(url, probe)
+    latency_seconds = QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS
+    meta: dict[str, Any] = {
+        **await run_meta(probe, server_name),
         "jobs": args.jobs,
         "quick": args.quick,
         "worker": "separate process (bench/_worker.py), no-op async processor",
