@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from _probe import ServerProbe, parse_field
-from run import load, run_meta
+from run import load, on_server, run_meta
 
 import glidemq
-from glidemq.testing import EmbeddedValkey
 
 WORKER_SCRIPT = Path(__file__).with_name("_memory_worker.py")
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "memory.json"
@@ -397,11 +396,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.url is not None:
-        return asyncio.run(run(args, args.url, glidemq.Connection(args.url).url))
-    with EmbeddedValkey() as server:
-        return asyncio.run(run(args, server.url, "embedded"))
+    return on_server(parse_args(argv), run)
 
 
 if __name__ == "__main__":

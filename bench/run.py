@@ -17,7 +17,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -119,12 +119,16 @@ async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
     return 1 if errors or any(r.problems for r in results) else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def on_server(args: argparse.Namespace, run: Callable[[argparse.Namespace, str, str], Coroutine[Any, Any, int]]) -> int:
+    """Runs ``run(args, url, server name)`` against ``--url``, or an embedded Valkey without it."""
     if args.url is not None:
         return asyncio.run(run(args, args.url, glidemq.Connection(args.url).url))
     with EmbeddedValkey() as server:
         return asyncio.run(run(args, server.url, "embedded"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return on_server(parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,19 @@ COMMON_KEYS = ("jobs", "seconds", "jobs_per_sec", "server_commands_per_job", "se
                "server_cpu_us_per_job", "server_calls", "problems")
 
 
-def test_quick_bench_writes_json(url: str, tmp_path: Path) -> None:
-    output = tmp_path / "bench.json"
+def run_quick(script: Path, url: str, output: Path) -> subprocess.CompletedProcess[str]:
+    """Runs a bench script with ``--quick`` against the test server; asserts it exited 0."""
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--url", url, "--output", str(output)],
+        [sys.executable, str(script), "--quick", "--url", url, "--output", str(output)],
         capture_output=True, text=True, timeout=110, check=False,
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done
+
+
+def test_quick_bench_writes_json(url: str, tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = run_quick(BENCH, url, output)
     assert "jobs/s" in done.stdout
 
     report = json.loads(output.read_text())
@@ -56,11 +62,7 @@ MEMORY_SUMMARY_KEYS = ("idle_rss_mb", "warm_rss_mb", "end_rss_mb", "idle_after_r
 
 def test_memory_bench_quick(url: str, tmp_path: Path) -> None:
     output = tmp_path / "memory.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCH.with_name("memory.py")), "--quick", "--url", url, "--output", str(output)],
-        capture_output=True, text=True, timeout=110, check=False,
-    )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    done = run_quick(BENCH.with_name("memory.py"), url, output)
     assert "worker RSS" in done.stdout
 
     report = json.loads(output.read_text())
