@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _cpus import add_pin_option
 from _probe import ServerProbe, parse_field
 from run import load, on_server, run_meta
 
@@ -364,7 +365,7 @@ def report(
 
 async def describe(args: argparse.Namespace, probe: ServerProbe, server_name: str) -> dict[str, Any]:
     return {
-        **await run_meta(probe, server_name),
+        **await run_meta(probe, server_name, args.cpus),
         "jobs": args.jobs,
         "quick": args.quick,
         "concurrency": args.concurrency,
@@ -387,6 +388,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracemalloc", action="store_true",
                         help="trace the worker's Python allocations and print the biggest growths (slow)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
+    add_pin_option(parser)
     args = parser.parse_args(argv)
     if args.jobs is None:
         args.jobs = QUICK_JOBS if args.quick else DEFAULT_JOBS

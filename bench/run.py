@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _cpus import add_pin_option, pin
 from _probe import ServerProbe
 from _report import table, write_json
 from _scenarios import Bench, Result
@@ -42,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default=None, help="a Valkey server to use instead of an embedded one")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_JOBS} jobs, 1 s of latency")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
+    add_pin_option(parser)
     args = parser.parse_args(argv)
     if args.jobs is None:
         args.jobs = QUICK_JOBS if args.quick else DEFAULT_JOBS
@@ -66,7 +68,7 @@ def git_revision() -> str | None:
     return done.stdout.strip() or None
 
 
-async def run_meta(probe: ServerProbe, server_name: str) -> dict[str, Any]:
+async def run_meta(probe: ServerProbe, server_name: str, cpus: dict[str, Any]) -> dict[str, Any]:
     """What a benchmark run's JSON records about where and how it ran."""
     return {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -78,6 +80,7 @@ async def run_meta(probe: ServerProbe, server_name: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu_placement": cpus,
         "load_average_before": load(),
     }
 
@@ -87,7 +90,7 @@ async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
     bench = Bench(url, probe)
     latency_seconds = QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS
     meta: dict[str, Any] = {
-        **await run_meta(probe, server_name),
+        **await run_meta(probe, server_name, args.cpus),
         "jobs": args.jobs,
         "quick": args.quick,
         "worker": "separate process (bench/_worker.py), no-op async processor",
@@ -122,8 +125,10 @@ async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
 def on_server(args: argparse.Namespace, run: Callable[[argparse.Namespace, str, str], Coroutine[Any, Any, int]]) -> int:
     """Runs ``run(args, url, server name)`` against ``--url``, or an embedded Valkey without it."""
     if args.url is not None:
+        args.cpus = pin(None)
         return asyncio.run(run(args, args.url, glidemq.Connection(args.url).url))
     with EmbeddedValkey() as server:
+        args.cpus = pin(server.pid, args.pin)
         return asyncio.run(run(args, server.url, "embedded"))
 
 

@@ -53,37 +53,63 @@ async def write(
 
 
 class AddBatcher:
-    """Sends the ``add`` calls a program makes concurrently as one server call.
+    """Sends the ``add`` calls a program makes concurrently as few server calls.
 
     An add made while nothing is on its way is written at once, by the caller itself (the
-    common case of one add at a time: no task, no hand-over). Adds made while a call is in
-    flight wait for the next call, which takes everything submitted meanwhile.
+    common case of one add at a time: no task, no hand-over). Adds made meanwhile are sent
+    together, with up to two calls on their way: while the server writes one batch, this
+    process prepares the next. Calls on one connection run in order, so batches are written
+    in the order they were sent.
     """
+
+    MAX_IN_FLIGHT = 2
 
     def __init__(self, ctx: QueueContext) -> None:
         self._ctx = ctx
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Written], str]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self._writing = False  # an add is writing itself
+        self._in_flight = 0  # calls on their way
+        self._on_way = 0  # jobs they carry
+        self._flush_soon = False
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def add(self, encoded: tuple[Any, ...]) -> Written:
         """Writes one encoded job; returns (id, created, server ms)."""
-        if not (self._writing or self._pending or (self._sender is not None and not self._sender.done())):
-            self._writing = True
+        if not self._pending and not self._in_flight:
+            self._in_flight += 1
+            self._on_way += 1
             try:
                 (written,) = await write(self._ctx, [encoded])
             finally:
-                self._writing = False
+                self._in_flight -= 1
+                self._on_way -= 1
+                self._schedule()
             return written
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         self._pending.append((encoded, future, current_carrier()))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.ensure_future(self._send())
+        self._schedule()
         return await future
 
-    async def _send(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+    def _schedule(self) -> None:
+        """Sends what is pending once the adds that are ready to run have joined it."""
+        if self._pending and not self._flush_soon and self._in_flight < self.MAX_IN_FLIGHT:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        while self._pending and self._in_flight < self.MAX_IN_FLIGHT:
+            # The two calls on their way carry about as many jobs each, so that neither side
+            # waits long for the other: with nothing on its way, send two halves.
+            cut = min(len(self._pending), (len(self._pending) + self._on_way + 1) // 2)
+            batch, self._pending = self._pending[:cut], self._pending[cut:]
+            self._in_flight += 1
+            self._on_way += cut
+            sender = asyncio.ensure_future(self._send(batch))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Written], str]]) -> None:
+        try:
             for start, end in chunks([encoded for encoded, _, _ in batch]):
                 part = batch[start:end]
                 try:
@@ -96,3 +122,7 @@ class AddBatcher:
                 for (_, future, _), result in zip(part, written, strict=True):
                     if not future.done():
                         future.set_result(result)
+        finally:
+            self._in_flight -= 1
+            self._on_way -= len(batch)
+            self._schedule()

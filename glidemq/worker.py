@@ -266,7 +266,7 @@ class Worker:
         def poke(_: asyncio.Future[Any]) -> None:  # a call or a wait ended: the loop looks again
             wake.set()
 
-        reserved = 0
+        reserved = finishing = 0
         empty = False
         next_delay = -1
         pause = ERROR_PAUSE_MIN
@@ -275,22 +275,31 @@ class Worker:
             fetching = not (self._closing or self._paused)
             if not fetching:
                 self._release_ready()
-            free = capacity - len(self._active) - reserved + len(self._finished) if fetching else 0
+            # Calls run in order on one connection: jobs a call under way finishes are free
+            # again by the time a later call activates jobs.
+            free = capacity - len(self._active) - reserved + len(self._finished) + finishing if fetching else 0
             # One call at a time while prefetched jobs keep the processors busy, so finished
             # jobs pile up into bigger batches; a second call only when processors would idle.
             starving = len(self._tasks) + len(self._ready) < self.concurrency
             if (not takes or (len(takes) < self.max_in_flight and starving)) and (
                 self._finished or (free > 0 and not empty)
             ):
-                finished, self._finished = self._finished, []
-                outcomes, self._outcomes = self._outcomes, []
                 # When the queue looked empty, still ask once the last active jobs end, so
                 # "drained" fires now rather than after the next marker timeout.
-                want = max(free, 0) if not empty or len(finished) >= len(self._active) else 0
+                want = max(free, 0) if not empty or len(self._finished) + finishing >= len(self._active) else 0
+                # Idle processors and no call under way: send half now and half in a second
+                # call, so the worker runs one half's jobs while the server serves the other.
+                half = not takes and starving and not empty and self.max_in_flight > 1
+                cut = (len(self._finished) + 1) // 2 if half else len(self._finished)
+                finished, self._finished = self._finished[:cut], self._finished[cut:]
+                outcomes, self._outcomes = self._outcomes[:cut], self._outcomes[cut:]
+                if half:
+                    want = (want + 1) // 2
                 task = asyncio.ensure_future(self._take(finished, outcomes, want))
                 task.add_done_callback(poke)
                 takes[task] = (want, finished, outcomes)
                 reserved += want
+                finishing += len(finished)
                 continue
             # Cleared before looking at what ended: whatever ends from here on sets it again.
             wake.clear()
@@ -306,6 +315,7 @@ class Worker:
             for task in [t for t in takes if t.done()]:
                 want, finished, outcomes = takes.pop(task)
                 reserved -= want
+                finishing -= len(finished)
                 try:
                     fetched, next_delay = task.result()
                 except Exception as exc:  # noqa: BLE001 - run() never raises: report, back off, go on

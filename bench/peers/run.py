@@ -28,6 +28,9 @@ from glidemq.testing import EmbeddedValkey
 from setup import NODE_PEERS, PYTHON_PEERS, ensure
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(1, str(HERE.parent))  # bench/: the CPU placement shared with bench/run.py
+from _cpus import add_pin_option, pin  # noqa: E402
+
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
 DEFAULT_JOBS, QUICK_JOBS = 20_000, 500
 PEERS = ["bullmq", "taskiq", "dramatiq", "arq", "saq", "rq", "celery", "bullmq-py", "streaq"]
@@ -44,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_JOBS} jobs per scenario")
     parser.add_argument("--cap", type=float, default=120.0, help="seconds allowed per scenario and system")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    add_pin_option(parser)
     args = parser.parse_args(argv)
     if args.jobs is None:
         args.jobs = QUICK_JOBS if args.quick else DEFAULT_JOBS
@@ -81,13 +85,13 @@ def run_scenario(system: str, scenario: str, url: str, jobs: int, cap: float) ->
     return run_driver(system, [*common, "--scenario", "work", "--concurrency", concurrency], cap)
 
 
-def run_all(args: argparse.Namespace, url: str) -> dict[str, Any]:
+def run_all(args: argparse.Namespace, url: str, cpus: dict[str, Any]) -> dict[str, Any]:
     server = Resp(url)
     meta: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "valkey_version": server.info_field("server", "valkey_version") or server.info_field("server", "redis_version"),
         "jobs": args.jobs, "cap_seconds": args.cap, "python": platform.python_version(),
-        "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "platform": platform.platform(), "cpu_count": os.cpu_count(), "cpu_placement": cpus,
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "git_revision": git_revision(),
     }
@@ -125,7 +129,7 @@ def run_all(args: argparse.Namespace, url: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with EmbeddedValkey() as valkey:
-        data = run_all(args, valkey.url)
+        data = run_all(args, valkey.url, pin(valkey.pid, args.pin))
     print(speed_table(data["results"], args.scenarios))
     print()
     print(ratio_table(data["results"], args.scenarios))
