@@ -722,6 +722,29 @@ async def test_add_bulk_needs_far_fewer_server_calls_than_a_loop(qname: str) -> 
     assert loop_calls == n, loop_calls
 
 
+async def test_concurrent_adds_go_in_few_calls_two_at_a_time(qname: str) -> None:
+    """200 adds made at once: the first is written alone, the others in two calls of about half
+    each, on their way together; every add gets its own job with its own data."""
+    with EmbeddedValkey() as server:
+        async with glidemq.Queue(qname, connection=server.url) as queue:
+            await queue.count()
+
+            def fcalls() -> int:
+                stats = server.command("INFO", "commandstats").decode()
+                line = next(x for x in stats.splitlines() if x.startswith("cmdstat_fcall:"))
+                return int(line.split("calls=")[1].split(",")[0])
+
+            before = fcalls()
+            jobs = await asyncio.gather(*(queue.add("c", i) for i in range(200)))
+            calls = fcalls() - before
+            # 1 + 2, or 1 + 3 when both replies come back together and the rest is halved again
+            assert 3 <= calls <= 4, calls
+            assert len({j.id for j in jobs}) == 200
+            stored = await queue.get_jobs(["waiting"], 0, -1)
+            assert sorted(j.data for j in stored) == list(range(200))
+            assert {j.id: j.data for j in stored} == {j.id: j.data for j in jobs}
+
+
 # --- lifecycle -----------------------------------------------------------------------------
 
 async def test_queue_without_async_with(url: str, qname: str) -> None:

@@ -447,6 +447,38 @@ async def test_concurrency_is_respected_while_jobs_keep_arriving(queue: glidemq.
     assert peak == 4
 
 
+async def test_two_takes_on_their_way_never_lease_more_than_concurrency(
+    queue: glidemq.Queue, raw: Any, url: str, qname: str
+) -> None:
+    """Short jobs keep two take calls on their way (each finishing and fetching about half of
+    the slots); the server still never holds more than ``concurrency`` jobs active for the worker."""
+    concurrency, n = 10, 600
+    active_seen: list[int] = []
+    done = 0
+
+    async def processor(job: glidemq.Job) -> None:
+        nonlocal done
+        if int(job.data) % 20 == 0:  # sample the server's active set now and then, mid-run
+            active_seen.append(int(await raw.zcard(f"glidemq:{{{qname}}}:active")))
+        done += 1
+
+    await queue.add_bulk([("c", i) for i in range(n)])
+    stats_before = await raw.custom_command(["INFO", "commandstats"])
+    async with glidemq.Worker(qname, processor, connection=url, concurrency=concurrency):
+        await wait_until(lambda: done == n, timeout=30)
+    stats_after = await raw.custom_command(["INFO", "commandstats"])
+    assert len(active_seen) == n // 20
+    assert max(active_seen) <= concurrency
+    assert (await queue.get_job_counts())["completed"] == n
+
+    def fcalls(stats: Any) -> int:
+        line = next(x for x in stats.decode().splitlines() if x.startswith("cmdstat_fcall:"))
+        return int(line.split("calls=")[1].split(",")[0])
+
+    # half-size batches: about 2 * n / concurrency take calls (one per batch would be n / concurrency)
+    assert fcalls(stats_after) - fcalls(stats_before) > 1.5 * n / concurrency
+
+
 # events ----------------------------------------------------------------------------------------
 
 
