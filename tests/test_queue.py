@@ -309,6 +309,34 @@ async def test_get_jobs_several_states_and_active(url: str, queue: glidemq.Queue
         await running.wait_until_finished(timeout=10)
 
 
+async def test_active_jobs_counted_and_ranked_exactly(
+    url: str, queue: glidemq.Queue, qname: str, raw: GlideClient
+) -> None:
+    """Counts, ranks (negative ones too) and obliterate see the active jobs and nothing else."""
+    gate = Gate()
+    await queue.add_bulk([("run", i) for i in range(3)])
+    async with glidemq.Worker(qname, gate, connection=url, concurrency=3):
+        await wait_until(lambda: _started(gate, 3))
+        assert (await queue.get_job_counts())["active"] == 3
+        every = [j.id for j in await queue.get_jobs("active")]
+        assert sorted(every) == sorted(gate.started)
+        assert [j.id for j in await queue.get_jobs("active", 0, 10)] == every
+        assert [j.id for j in await queue.get_jobs("active", -1, -1)] == every[-1:]
+        assert [j.id for j in await queue.get_jobs("active", -2)] == every[-2:]
+        assert [j.id for j in await queue.get_jobs("active", 2, 5)] == every[2:]
+        assert await queue.get_jobs("active", 3, 5) == []
+        assert [j.id for j in await queue.get_jobs(["active", "waiting"], 2, 3)] == every[2:]
+        with pytest.raises(glidemq.GlideMQError):
+            await queue.obliterate()
+        gate.release.set()
+        await wait_until(lambda: _finished(queue, 3))
+    assert (await queue.get_job_counts())["active"] == 0
+    assert await queue.get_jobs("active") == []
+    assert await queue.get_jobs("active", -1) == []
+    await queue.obliterate()
+    assert await keyspace(raw, qname) == {}
+
+
 async def _started(gate: Gate, n: int) -> bool:
     return len(gate.started) >= n
 

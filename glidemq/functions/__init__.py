@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-LIBRARY_VERSION = 3
+LIBRARY_VERSION = 4
 LIBRARY_NAME = f"glidemq_{LIBRARY_VERSION}"
 
 
 def function_name(name: str) -> str:
-    """The full name of one library function, e.g. ``glidemq_3_take``."""
+    """The full name of one library function, e.g. ``glidemq_4_take``."""
     return f"{LIBRARY_NAME}_{name}"
 
 

@@ -138,6 +138,18 @@ local function lease_id(member)
   return string.match(member, '^(.*):[^:]*$')
 end
 
+-- A member longer than zset-max-listpack-value (64 bytes) keeps the active set in its
+-- hashtable encoding: adding and removing leases then costs a hash lookup, not a scan of a
+-- listpack of every lease. It is added with every batch of leases, scored +inf (never due),
+-- and not counted or listed as a job.
+local ACTIVE_ANCHOR = 'active-set-anchor-kept-for-its-hashtable-encoding-never-a-job-lease-of-any-worker:-'
+
+local function active_count(base)
+  local n = redis.call('ZCARD', base .. 'active')
+  if n > 0 and redis.call('ZSCORE', base .. 'active', ACTIVE_ANCHOR) then n = n - 1 end
+  return n
+end
+
 local function enqueue(base, id, prio, front)
   if prio > 0 then
     local score = prio * PRIO_SHIFT + (seq(base) % PRIO_SHIFT)
@@ -343,7 +355,7 @@ end
 -- rate limit wins over the worker's own (limiter = {max, ms} or nil).
 local function room(base, want, meta, limiter)
   if meta[4] then
-    want = math.min(want, tonumber(meta[4]) - redis.call('ZCARD', base .. 'active'))
+    want = math.min(want, tonumber(meta[4]) - active_count(base))
   end
   local max = tonumber(meta[2] or (limiter and limiter[1]) or '0')
   if want <= 0 or max <= 0 then return want, 0, nil end
@@ -387,7 +399,7 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
   local token = digits(seq(base)) .. '-' .. digits(now)
   local deadline = digits(now + lock_ms)
-  local out, scores = {token}, {}
+  local out, scores = {token}, {'+inf', ACTIVE_ANCHOR}
   for _, id in ipairs(ids) do
     local jk = base .. 'j:' .. id
     out[#out + 1] = id
@@ -615,7 +627,7 @@ local function counts(keys, args)
   local base = keys[1]
   return {
     waiting_count(base),
-    redis.call('ZCARD', base .. 'active'),
+    active_count(base),
     redis.call('ZCARD', base .. 'delayed'),
     redis.call('ZCARD', base .. 'completed'),
     redis.call('ZCARD', base .. 'failed'),
@@ -658,6 +670,11 @@ local function ids_in(base, state, start, stop)
   elseif state == 'completed' or state == 'failed' then
     return redis.call('ZRANGE', base .. state, start, stop, 'REV')
   elseif state == 'active' then
+    local total = active_count(base)  -- the anchor, if there, ranks last (+inf)
+    if stop < 0 then stop = total + stop end
+    if start < 0 then start = math.max(total + start, 0) end
+    stop = math.min(stop, total - 1)
+    if start > stop then return {} end
     local out = redis.call('ZRANGE', base .. 'active', start, stop)
     for i, member in ipairs(out) do out[i] = lease_id(member) end
     return out
@@ -1070,7 +1087,7 @@ end
 -- left (0: the queue is gone), or -1 when active jobs block it.
 local function obliterate(keys, args)
   local base = keys[1]
-  if args[1] ~= '1' and redis.call('ZCARD', base .. 'active') > 0 then return -1 end
+  if args[1] ~= '1' and active_count(base) > 0 then return -1 end
   local budget = tonumber(args[2])
   for _, set in ipairs({'wait', 'prio', 'delayed', 'active', 'completed', 'failed', 'waiting-children'}) do
     local key = base .. set
@@ -1085,7 +1102,7 @@ local function obliterate(keys, args)
       if #ids == 0 then break end
       for _, id in ipairs(ids) do
         if set == 'active' then id = lease_id(id) end
-        delete_job(base, id)
+        if id ~= lease_id(ACTIVE_ANCHOR) then delete_job(base, id) end
       end
       budget = budget - #ids
     end
