@@ -1,6 +1,6 @@
 """glidemq benchmark: producer rates, processing rates, pickup latency and cost per job.
 
-    python bench/run.py [--jobs 20000] [--url URL] [--quick] [--output PATH]
+    python bench/run.py [--jobs 20000] [--url URL] [--quick] [--no-pin] [--output PATH]
 
 Without ``--url`` it starts an embedded Valkey (glidemq.testing.EmbeddedValkey). Every
 scenario uses a fresh queue, so a shared server is never flushed. Workers run in a

@@ -268,6 +268,7 @@ class Worker:
 
         reserved = finishing = 0
         empty = False
+        backlog = False  # the last call got every job it asked for
         next_delay = -1
         pause = ERROR_PAUSE_MIN
         capacity = self.concurrency + self.prefetch
@@ -287,9 +288,9 @@ class Worker:
                 # When the queue looked empty, still ask once the last active jobs end, so
                 # "drained" fires now rather than after the next marker timeout.
                 want = max(free, 0) if not empty or len(self._finished) + finishing >= len(self._active) else 0
-                # Idle processors and no call under way: send half now and half in a second
-                # call, so the worker runs one half's jobs while the server serves the other.
-                half = not takes and starving and not empty and self.max_in_flight > 1
+                # A backlog, idle processors and no call under way: send half now and half in a
+                # second call, so the worker runs one half's jobs while the server serves the other.
+                half = backlog and not takes and starving and not empty and want > 1 and self.max_in_flight > 1
                 cut = (len(self._finished) + 1) // 2 if half else len(self._finished)
                 finished, self._finished = self._finished[:cut], self._finished[cut:]
                 outcomes, self._outcomes = self._outcomes[:cut], self._outcomes[cut:]
@@ -325,6 +326,8 @@ class Worker:
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
                     continue
                 pause = ERROR_PAUSE_MIN
+                if want:
+                    backlog = fetched == want
                 if fetched < want:
                     empty = True
                     if not self._active and not self._drained and fetching:

@@ -1,6 +1,6 @@
 """glidemq side by side with its peers, on one fresh embedded Valkey, in one run.
 
-    python bench/peers/run.py [--jobs 20000] [--systems bullmq,taskiq,...] [--quick] [--cap 120]
+    python bench/peers/run.py [--jobs 20000] [--systems bullmq,taskiq,...] [--quick] [--cap 120] [--no-pin]
 
 Every system runs in a subprocess of its own (its own venv, or node for BullMQ; set up on
 first use by setup.py), the server is flushed before every scenario, and each scenario is
