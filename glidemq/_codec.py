@@ -11,11 +11,22 @@ USE_EXTENSIONS = os.environ.get("GLIDEMQ_NO_EXTENSIONS", "") in ("", "0")
 
 if USE_EXTENSIONS:
     try:
-        from ._speedups import decode_active, encode_add_batch, encode_finished, hash_to_dict, pack, unpack
+        from ._speedups import (
+            decode_active,
+            encode_add_batch,
+            encode_finished,
+            encode_jobs,
+            hash_to_dict,
+            pack,
+            unpack,
+        )
     except ImportError:
         USE_EXTENSIONS = False
 
 if not USE_EXTENSIONS:
-    from ._pure import decode_active, encode_add_batch, encode_finished, hash_to_dict, pack, unpack
+    from ._pure import decode_active, encode_add_batch, encode_finished, encode_jobs, hash_to_dict, pack, unpack
 
-__all__ = ["USE_EXTENSIONS", "decode_active", "encode_add_batch", "encode_finished", "hash_to_dict", "pack", "unpack"]
+__all__ = [
+    "USE_EXTENSIONS", "decode_active", "encode_add_batch", "encode_finished", "encode_jobs", "hash_to_dict", "pack",
+    "unpack",
+]

@@ -6,6 +6,7 @@ parity tests in tests/test_codec.py hold them to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -72,6 +73,17 @@ def unpack(data: bytes | None) -> Any:
     if not data:
         return None
     return _unpackb(data, raw=False, strict_map_key=False)
+
+
+def encode_jobs(
+    items: Iterable[Any], max_payload: int, encode_item: Callable[[Any, int], tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    """The encoded rows (see ``options.encode_item``) and the data of add_bulk's items."""
+    encoded, datas = [], []
+    for item in items:
+        encoded.append(encode_item(item, max_payload))
+        datas.append(item[1])
+    return encoded, datas
 
 
 def encode_add_batch(jobs: list[tuple[Any, ...]]) -> bytes:

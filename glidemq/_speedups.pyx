@@ -87,6 +87,38 @@ cpdef object unpack(object data):
     return _unpackb(data, raw=False, strict_map_key=False)
 
 
+def encode_jobs(object items, Py_ssize_t max_payload, object encode_item):
+    """The encoded rows (see ``options.encode_item``) and the data of add_bulk's items.
+
+    A (name, data) item (or one with empty options) whose name an earlier item of the call
+    already passed is encoded here; any other item goes through ``encode_item``, which checks
+    it and raises what the pure twin raises.
+    """
+    cdef list encoded = [], datas = []
+    cdef set names = set()
+    cdef object item, name, row
+    cdef bytes blob
+    cdef Py_ssize_t size
+    for item in items:
+        row = None
+        if type(item) is tuple:
+            size = len(<tuple>item)
+            if size == 2 or (size == 3 and type((<tuple>item)[2]) is dict and not (<tuple>item)[2]):
+                name = (<tuple>item)[0]
+                if type(name) is str and name in names:
+                    blob = pack((<tuple>item)[1])
+                    if len(blob) <= max_payload:
+                        row = ("", name, blob, 0, 0, 1, "", 0, False, -1, -1, {})
+        if row is None:
+            row = encode_item(item, max_payload)
+            name = (<tuple>row)[1]
+            if type(name) is str:
+                names.add(name)  # it passed the name checks
+        encoded.append(row)
+        datas.append(item[1])
+    return encoded, datas
+
+
 # -- encode_add_batch: a direct writer -------------------------------------------------------
 # Writes the msgpack bytes packb(rows, use_bin_type=False) would (str and bytes alike as the
 # str family: fixstr below 32 bytes, then str16, str32), for rows of the usual types. Anything

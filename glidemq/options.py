@@ -140,6 +140,16 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 _NO_DEFAULT = object()
 
 
+def encode_item(item: Any, max_payload: int) -> tuple[Any, ...]:
+    """Validates and encodes one item of add_bulk: (name, data) or (name, data, options)."""
+    if not isinstance(item, tuple) or len(item) not in (2, 3):
+        raise InvalidArgumentError("add_bulk takes (name, data) or (name, data, options) tuples")
+    options = item[2] if len(item) == 3 else {}
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError("job options must be a mapping")
+    return encode_job(item[0], item[1], options, max_payload)
+
+
 def encode_job(name: str, data: Any, options: Mapping[str, Any], max_payload: int) -> tuple[Any, ...]:
     """Validates one job and encodes it for the ``add`` function (see encode_add_batch)."""
     for key, value in options.items():

@@ -13,6 +13,7 @@ from typing import Any
 from . import _validate as check
 from ._adds import AddBatcher, Written, chunks, write
 from ._client import Client
+from ._codec import encode_jobs
 from ._context import QueueContext
 from ._flow_outbox import remove_job
 from ._tracing import traced_add
@@ -20,7 +21,7 @@ from .connection import Connection
 from .durability import Durability, check_durability, durable_client, verdict, wait_for
 from .errors import GlideMQError, InvalidArgumentError
 from .job import Job
-from .options import JOB_OPTIONS, Backoff, Dedup, RateLimit, encode_job
+from .options import JOB_OPTIONS, Backoff, Dedup, RateLimit, encode_item, encode_job
 from .registry import WorkerInfo, list_workers
 from .schedulers import SchedulerInfo, list_schedulers, remove_scheduler, scheduler_args, upsert_scheduler
 
@@ -131,15 +132,7 @@ class Queue:
         ``durability`` (for the whole call, not per job): as for ``add``, waited for once at the end.
         """
         check_durability(durability)
-        encoded, datas = [], []
-        for item in jobs:
-            if not isinstance(item, tuple) or len(item) not in (2, 3):
-                raise InvalidArgumentError("add_bulk takes (name, data) or (name, data, options) tuples")
-            options = item[2] if len(item) == 3 else {}
-            if not isinstance(options, Mapping):
-                raise InvalidArgumentError("job options must be a mapping")
-            encoded.append(encode_job(item[0], item[1], options, self._ctx.max_payload_size))
-            datas.append(item[1])
+        encoded, datas = encode_jobs(jobs, self._ctx.max_payload_size, encode_item)
         if durability is not None:
             return await self._add_durable(encoded, datas, durability)
         # the next chunk is on its way while the reply to the previous one is turned into jobs

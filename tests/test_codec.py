@@ -33,9 +33,10 @@ from hypothesis import strategies as st
 import glidemq
 from glidemq import _codec, _pure
 from glidemq.errors import SerializationError
+from glidemq.options import encode_item
 
 PURE_MODE = os.environ.get("GLIDEMQ_NO_EXTENSIONS", "") not in ("", "0")
-FUNCTIONS = ("pack", "unpack", "encode_add_batch", "decode_active", "hash_to_dict", "encode_finished")
+FUNCTIONS = ("pack", "unpack", "encode_add_batch", "encode_jobs", "decode_active", "hash_to_dict", "encode_finished")
 
 try:
     from glidemq import _speedups as compiled
@@ -437,6 +438,48 @@ def test_encode_add_batch_malformed(jobs: list[Any]) -> None:
 @pytest.mark.parametrize("jobs", [[], (), None, 5, "abc", [()], [tuple(range(13))]], ids=repr)
 def test_encode_add_batch_odd_containers(jobs: Any) -> None:
     same("encode_add_batch", jobs)
+
+
+# -- encode_jobs: add_bulk's items ---------------------------------------------------------------
+
+bulk_names = st.sampled_from(["send", "send", "resize", "", "x" * 257, "tab\there"]) | st.text(max_size=8) | scalars
+bulk_options = st.sampled_from([{}, {}, {"priority": 0}, {"priority": 3}, {"bogus": 1}, {"delay": -1}]) | scalars
+plain_items = st.tuples(st.sampled_from(["send", "resize"]), good_values)  # the fast path, once a name passed
+bulk_items = st.one_of(
+    plain_items,
+    plain_items,
+    st.tuples(st.sampled_from(["send", "resize"]), good_values, st.just({})),
+    st.tuples(bulk_names, good_values),
+    st.tuples(bulk_names, good_values, bulk_options),
+    st.tuples(bulk_names, st.just(object())),  # data that cannot be packed
+    st.tuples(bulk_names, st.binary(min_size=60, max_size=80)),  # over the limit used below
+    st.lists(st.text(), max_size=3),
+    st.tuples(st.text()),
+    scalars,
+)
+
+
+@needs_compiled
+@PARITY
+@given(st.lists(bulk_items, max_size=8))
+def test_encode_jobs(items: list[Any]) -> None:
+    """Items checked one by one in both twins (the compiled one skips the checks of a name it
+    has seen pass): the same rows and data, or the same exception for the first bad item."""
+    kind = same("encode_jobs", items, 64, encode_item)[0]
+    if kind == "returns":
+        rows, datas = _pure.encode_jobs(items, 64, encode_item)
+        assert datas == [item[1] for item in items]
+        assert rows == [encode_item(item, 64) for item in items]
+    for container in (iter(items), tuple(items)):  # any iterable
+        assert outcome(compiled.encode_jobs, container, 64, encode_item)[0] == kind
+
+
+@needs_compiled
+def test_encode_jobs_repeated_names() -> None:
+    items = [("send", 1), ("send", {"to": "a"}), ("send", 2, {}), ("send", b"x" * 100), ("resize", None)]
+    same("encode_jobs", items[:3], 64, encode_item)
+    same("encode_jobs", items, 64, encode_item)  # the fourth is over the limit
+    same("encode_jobs", [items[0], items[4], ("send", object())], 64, encode_item)
 
 
 # -- decode_active -------------------------------------------------------------------------------
