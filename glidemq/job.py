@@ -103,18 +103,21 @@ class Job:
         """Builds a job from one record decoded by ``decode_active``."""
         (job_id, token, processed_on, name, data, timestamp, attempts, attempts_made,
          priority, delay, backoff, timeout, progress, keep_complete, keep_fail, _) = record
-        job = cls(ctx, job_id, name, data)
+        job = cls.__new__(cls)  # every field set once, here (a worker builds one per job)
+        job._ctx = ctx
         job._token = token
-        job.processed_on = processed_on / 1000.0
-        job.timestamp = timestamp / 1000.0
-        job.attempts = attempts
-        job.attempts_made = attempts_made
-        job.priority = priority
-        job.delay = delay / 1000.0
-        job.backoff = backoff
-        job.timeout = timeout / 1000.0 if timeout else None
-        job.progress = progress
+        job._on_progress = None
         job._keep_complete, job._keep_fail = keep_complete, keep_fail
+        job.id, job.name, job.queue_name, job.data = job_id, name, ctx.name, data
+        job.attempts, job.attempts_made, job.priority = attempts, attempts_made, priority
+        job.delay = delay / 1000.0
+        job.progress = progress
+        job.return_value = job.failed_reason = job.finished_on = None
+        job.stacktrace = []
+        job.timestamp = timestamp / 1000.0
+        job.processed_on = processed_on / 1000.0
+        job.timeout = timeout / 1000.0 if timeout else None
+        job.backoff = backoff
         return job
 
     def __repr__(self) -> str:

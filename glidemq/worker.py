@@ -381,10 +381,11 @@ class Worker:
         self._limit_wait = limited / 1000
         if notified and self._outbox is not None:
             self._outbox.kick()
+        debug = log.isEnabledFor(logging.DEBUG)
         for (job, value, stack), status in zip(outcomes, statuses, strict=True):
             self._active.pop(job.id, None)
             self._leases.pop(job.id, None)
-            self._report(job, status, value, stack, now_ms)
+            self._report(job, status, value, stack, now_ms, debug)
         if STATUS_FAILED in statuses and self._dead_letter_due is not None:
             self._dead_letter_due.set()
         if self._observer is not None and outcomes:
@@ -404,7 +405,7 @@ class Worker:
             self._drained = False
         return len(jobs), next_delay
 
-    def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int) -> None:
+    def _report(self, job: Job, status: int, value: Any, stack: list[str], now_ms: int, debug: bool) -> None:
         if status == STATUS_STALE:
             log.warning("job %s of %s finished after its lock was lost; result dropped", job.id, self.name,
                         extra=job_extra(job))
@@ -413,7 +414,7 @@ class Worker:
             job.attempts_made += 1
         if status == STATUS_COMPLETED:
             job.return_value, job.finished_on = value, now_ms / 1000.0
-            if log.isEnabledFor(logging.DEBUG):
+            if debug:
                 log.debug("job %s (%s) completed", job.id, job.name, extra=job_extra(job))
             self._events.emit_soon("completed", job, value)
         elif status in (STATUS_FAILED, STATUS_RETRYING):
@@ -507,7 +508,7 @@ class Worker:
             extra = pack(stack) if stack else b""
             entry = (job.id, job._token, kind, payload, str(attempts_made), keep, extra, retry, job.priority)
         self._finished.append(entry)
-        if self._tasks.pop(job.id, None) is not None:
+        if self._tasks.pop(job.id, None) is not None and self._ready:
             self._fill()
         self._outcomes.append((job, value, stack))
         assert self._wake is not None
