@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 
 from glidemq import _pure
+from glidemq.options import encode_item
 
 try:
     from glidemq import _speedups
@@ -38,7 +39,9 @@ def inputs(jobs: int) -> dict[str, tuple[str, tuple[Any, ...]]]:
     for i in range(jobs):
         activated += [str(10_000 + i).encode(), fields]
     finished = [(str(i), "17-1732812345678", "c", b"\xc0", "1", -1) for i in range(jobs)]
+    items = [("email", DATA)] * jobs
     return {
+        "encode_jobs (add_bulk's items)": ("encode_jobs", (items, 1 << 20, encode_item)),
         "encode_add_batch, default options": ("encode_add_batch", (plain,)),
         "encode_add_batch, with options": ("encode_add_batch", (options,)),
         "decode_active": ("decode_active", (msgpack.packb(activated, use_bin_type=False), 1732812345999)),
