@@ -773,6 +773,27 @@ async def test_concurrent_adds_go_in_few_calls_two_at_a_time(qname: str) -> None
             assert {j.id: j.data for j in stored} == {j.id: j.data for j in jobs}
 
 
+async def test_a_job_added_to_waiting_reads_as_waiting_everywhere(
+    queue: glidemq.Queue, raw: GlideClient, qname: str
+) -> None:
+    """A job added straight to waiting has no state field until it first changes state;
+    every call that reads a state still sees it as waiting (and a missing job as missing)."""
+    job = await queue.add("w", 1)
+    held = await queue.add("d", 1, deduplication=glidemq.Dedup("once"))
+    assert await raw.hget(f"glidemq:{{{qname}}}:j:{job.id}", "s") is None
+    assert await job.get_state() == "waiting"
+    assert (await queue.add("d", 2, deduplication=glidemq.Dedup("once"))).id == held.id  # still blocks
+    with pytest.raises(glidemq.GlideMQError, match="not failed or completed"):
+        await job.retry()
+    with pytest.raises(glidemq.GlideMQError, match="not delayed"):
+        await job.promote()
+    assert await job.remove() is True
+    assert await job.get_state() == "unknown"
+    with pytest.raises(glidemq.GlideMQError, match="missing"):
+        await job.retry()
+    assert await job.remove() is False
+
+
 # --- lifecycle -----------------------------------------------------------------------------
 
 async def test_queue_without_async_with(url: str, qname: str) -> None:
