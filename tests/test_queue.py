@@ -333,6 +333,7 @@ async def test_active_jobs_counted_and_ranked_exactly(
     assert (await queue.get_job_counts())["active"] == 0
     assert await queue.get_jobs("active") == []
     assert await queue.get_jobs("active", -1) == []
+    assert await raw.exists([f"glidemq:{{{qname}}}:active"]) == 0, "an idle queue keeps no active set"
     await queue.obliterate()
     assert await keyspace(raw, qname) == {}
 
@@ -773,14 +774,10 @@ async def test_concurrent_adds_go_in_few_calls_two_at_a_time(qname: str) -> None
             assert {j.id: j.data for j in stored} == {j.id: j.data for j in jobs}
 
 
-async def test_a_job_added_to_waiting_reads_as_waiting_everywhere(
-    queue: glidemq.Queue, raw: GlideClient, qname: str
-) -> None:
-    """A job added straight to waiting has no state field until it first changes state;
-    every call that reads a state still sees it as waiting (and a missing job as missing)."""
+async def test_a_job_added_to_waiting_reads_as_waiting_everywhere(queue: glidemq.Queue) -> None:
+    """Every call that reads a state sees a waiting job as waiting (and a missing job as missing)."""
     job = await queue.add("w", 1)
     held = await queue.add("d", 1, deduplication=glidemq.Dedup("once"))
-    assert await raw.hget(f"glidemq:{{{qname}}}:j:{job.id}", "s") is None
     assert await job.get_state() == "waiting"
     assert (await queue.add("d", 2, deduplication=glidemq.Dedup("once"))).id == held.id  # still blocks
     with pytest.raises(glidemq.GlideMQError, match="not failed or completed"):

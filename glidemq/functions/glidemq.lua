@@ -150,6 +150,12 @@ local function active_count(base)
   return n
 end
 
+-- The anchor goes with the last lease: an idle queue has no active set, as before there was
+-- an anchor (so a library of an earlier release sharing the queue counts it right).
+local function drop_lone_anchor(base)
+  if active_count(base) == 0 then redis.call('DEL', base .. 'active') end
+end
+
 local function enqueue(base, id, prio, front)
   if prio > 0 then
     local score = prio * PRIO_SHIFT + (seq(base) % PRIO_SHIFT)
@@ -178,13 +184,9 @@ local function full_row(j)
 end
 
 -- The hash fields of a new job from its add row (see add): fields left at their default
--- are not stored, and neither is the state of a job that starts waiting (see job_state).
+-- are not stored.
 local function job_fields(j, now_s, state)
-  local fields = {'n', j[2], 'd', j[3], 'ts', now_s}
-  if state ~= 'waiting' then
-    fields[7] = 's'
-    fields[8] = state
-  end
+  local fields = {'n', j[2], 'd', j[3], 'ts', now_s, 's', state}
   if j[4] == nil then return fields end
   for _, opt in ipairs(OPTIONAL_FIELDS) do
     local value = j[opt[2]]
@@ -194,13 +196,6 @@ local function job_fields(j, now_s, state)
     end
   end
   return fields
-end
-
--- A job's state, or nil when there is no such job: a job added straight to waiting has
--- no 's' field until it first changes state ('ts' is in every job's hash).
-local function job_state(base, id)
-  local f = redis.call('HMGET', base .. 'j:' .. id, 's', 'ts')
-  return f[1] or (f[2] and 'waiting') or nil
 end
 
 local function delete_job(base, id)
@@ -461,7 +456,11 @@ local function take(keys, args)
   local delay = next_delay(base, now)
   local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter)
   local packed = ''
-  if jobs then packed = cmsgpack.pack(jobs) end
+  if jobs then
+    packed = cmsgpack.pack(jobs)
+  elseif args[3] ~= '' then
+    drop_lone_anchor(base)
+  end
   if delay == 0 then delay = next_delay(base, now) end
   return {now, delay, results, packed, limited, outbox_added}
 end
@@ -474,7 +473,7 @@ local function dedup_holder(base, did)
   local holder = redis.call('GET', dkey)
   if not holder then return nil end
   if redis.call('PTTL', dkey) > 0 then return holder end
-  local state = job_state(base, holder)
+  local state = redis.call('HGET', base .. 'j:' .. holder, 's')
   if state and state ~= 'completed' and state ~= 'failed' then return holder end
   return nil
 end
@@ -631,6 +630,7 @@ local function stalled(keys, args)
     end
   end
   if #recovered > 0 then wake(base) end
+  if #members > 0 then drop_lone_anchor(base) end
   return {recovered, failed}
 end
 
@@ -706,7 +706,7 @@ local function jobs(keys, args)
 end
 
 local function state_of(keys, args)
-  return job_state(keys[1], args[1]) or 'unknown'
+  return redis.call('HGET', keys[1] .. 'j:' .. args[1], 's') or 'unknown'
 end
 
 -- Takes a job that is not active out of the structure of its state.
@@ -722,7 +722,7 @@ end
 local function remove(keys, args)
   local base = keys[1]
   local id = args[1]
-  local state = job_state(base, id)
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
   if not state then return 0 end
   if state == 'active' then return -1 end
   if state ~= 'completed' and state ~= 'failed' then flow_notify(base, id, 'r', '') end
@@ -805,7 +805,7 @@ end
 local function retry(keys, args)
   local base = keys[1]
   local id = args[1]
-  local state = job_state(base, id)
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
   if not state then return 0 end
   if state ~= 'failed' and state ~= 'completed' then return -1 end
   redis.call('ZREM', base .. state, id)
@@ -819,7 +819,7 @@ local function promote(keys, args)
   local base = keys[1]
   local id = args[1]
   local jk = base .. 'j:' .. id
-  local state = job_state(base, id)
+  local state = redis.call('HGET', jk, 's')
   if not state then return 0 end
   if state ~= 'delayed' then return -1 end
   redis.call('ZREM', base .. 'delayed', id)
@@ -956,7 +956,7 @@ end
 local function sched_drop_pending(base, sid, h)
   if h.nx == '' then return end
   local id = 'repeat:' .. sid .. ':' .. h.nx
-  local state = job_state(base, id)
+  local state = redis.call('HGET', base .. 'j:' .. id, 's')
   if state == 'delayed' or state == 'waiting' then
     unlink(base, id, state)
     delete_job(base, id)
@@ -1290,7 +1290,7 @@ local function flow_deliver(keys, args)
       redis.call('HSET', cf, ckey, payload)
       redis.call('HDEL', cv, ckey)
     end
-    local state = job_state(base, id)
+    local state = redis.call('HGET', base .. 'j:' .. id, 's')
     if not state then
       -- the parent's queue is written after the child's (or the parent was removed): kept
       -- for a while, for the parent to find when it is written
