@@ -153,7 +153,8 @@ end
 -- The anchor goes with the last lease: an idle queue has no active set, as before there was
 -- an anchor (so a library of an earlier release sharing the queue counts it right).
 local function drop_lone_anchor(base)
-  if active_count(base) == 0 then redis.call('DEL', base .. 'active') end
+  local key = base .. 'active'
+  if redis.call('ZCARD', key) == 1 and redis.call('ZSCORE', key, ACTIVE_ANCHOR) then redis.call('DEL', key) end
 end
 
 local function enqueue(base, id, prio, front)
@@ -1111,9 +1112,8 @@ local function obliterate(keys, args)
         if #ids > 0 then redis.call('ZREM', key, unpack(ids)) end
       end
       if #ids == 0 then break end
-      for _, id in ipairs(ids) do
-        if set == 'active' then id = lease_id(id) end
-        if id ~= lease_id(ACTIVE_ANCHOR) then delete_job(base, id) end
+      for _, member in ipairs(ids) do
+        if member ~= ACTIVE_ANCHOR then delete_job(base, set == 'active' and lease_id(member) or member) end
       end
       budget = budget - #ids
     end
