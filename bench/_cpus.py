@@ -3,7 +3,8 @@
 Left to itself, the scheduler of a small machine moves the server, the worker's event loop and
 the client library's threads between CPUs as they wake, and the same run's figures move by up to
 a factor of two from one run to the next. Pinning the server to one CPU and the clients to the
-others gives every run, and every system compared in one run, the same arrangement. ``--no-pin`` turns it off; the JSON records which was used.
+others gives every run, and every system compared in one run, the same arrangement.
+``--no-pin`` turns it off; the JSON records which was used.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What each feature costs: processing at concurrency 50 with one feature switched on at a time.
 
-    python bench/features.py [--jobs N] [--url URL] [--rounds R]
+    python bench/features.py [--jobs N] [--url URL] [--rounds R] [--no-pin]
 
 Every variant runs against the same server in one run (plain first, then each feature, R rounds
 interleaved so a noisy neighbour hits all of them alike) and is reported as jobs/s and as a ratio
@@ -16,6 +16,7 @@ import statistics
 import sys
 from typing import Any
 
+from _cpus import add_pin_option, pin
 from _probe import ServerProbe
 from _scenarios import Bench, Result, Variant
 
@@ -104,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--url", default=None)
+    add_pin_option(parser)
     args = parser.parse_args(argv)
     server: Any = None
     url = args.url
     if url is None:
         server = EmbeddedValkey().start()
         url = server.url
+    print(f"CPU placement: {pin(server.pid if server else None, args.pin)}", file=sys.stderr)
     try:
         rows = asyncio.run(run(url, args.jobs, args.rounds))
     finally:
