@@ -22,6 +22,7 @@ TESTS_DIR = Path(__file__).parent  # the working directory of the commands: cli_
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GLIDEMQ_URL"}
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a command stuck past its timeout dumps its threads (see wait_exit)
     env.update(extra)
     return env
 
@@ -49,8 +50,12 @@ async def wait_exit(proc: subprocess.Popen[str], timeout: float) -> tuple[int, s
     try:
         out, err = await asyncio.to_thread(proc.communicate, timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack to stderr
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
         pytest.fail(f"the command did not exit within {timeout}s\nstdout: {out}\nstderr: {err}")
     return proc.returncode, out, err
 
