@@ -41,6 +41,9 @@ MAX_BLOCK = 5.0
 MIN_BLOCK = 0.01
 ERROR_PAUSE_MIN, ERROR_PAUSE_MAX = 0.1, 5.0
 DEAD_LETTER_OVERHEAD = 64 * 1024  # room for the envelope around a dead job's data
+# Jobs finished and fetched per take call at most: a worker of high concurrency still makes
+# short server calls (a call blocks the server while it runs).
+MAX_TAKE = 1000
 STATUS_STALE, STATUS_COMPLETED, STATUS_FAILED, STATUS_RETRYING, STATUS_RELEASED = range(5)
 
 __all__ = ["EVENTS", "Processor", "Worker"]
@@ -288,10 +291,11 @@ class Worker:
                 # When the queue looked empty, still ask once the last active jobs end, so
                 # "drained" fires now rather than after the next marker timeout.
                 want = max(free, 0) if not empty or len(self._finished) + finishing >= len(self._active) else 0
+                want = min(want, MAX_TAKE)
                 # A backlog, idle processors and no call under way: send half now and half in a
                 # second call, so the worker runs one half's jobs while the server serves the other.
                 half = backlog and not takes and starving and not empty and want > 1 and self.max_in_flight > 1
-                cut = (len(self._finished) + 1) // 2 if half else len(self._finished)
+                cut = min((len(self._finished) + 1) // 2 if half else len(self._finished), MAX_TAKE)
                 finished, self._finished = self._finished[:cut], self._finished[cut:]
                 outcomes, self._outcomes = self._outcomes[:cut], self._outcomes[cut:]
                 if half:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import glidemq
+from glidemq._codec import decode_active, encode_finished, pack
 from glidemq.testing import free_port
 
 from .worker_helpers import replay_events, wait_until
@@ -477,6 +478,54 @@ async def test_two_takes_on_their_way_never_lease_more_than_concurrency(
 
     # half-size batches: about 2 * n / concurrency take calls (one per batch would be n / concurrency)
     assert fcalls(stats_after) - fcalls(stats_before) > 1.5 * n / concurrency
+
+
+async def test_a_worker_of_very_high_concurrency_holds_renews_and_finishes_every_job(
+    queue: glidemq.Queue, url: str, qname: str
+) -> None:
+    """Thousands of leases held at once: renewing them all and finishing them all takes more
+    values than the server's Lua unpacks into one command, and every job still completes."""
+    n = 5000
+    release = asyncio.Event()
+    started = 0
+
+    async def processor(job: glidemq.Job) -> None:
+        nonlocal started
+        started += 1
+        await release.wait()
+
+    await queue.add_bulk([("c", i) for i in range(n)])
+    worker = glidemq.Worker(qname, processor, connection=url, concurrency=n, lock_duration=1.0)
+    errors: list[BaseException] = []
+    stalled: list[str] = []
+    worker.on("error", errors.append)
+    worker.on("stalled", stalled.append)
+    async with worker:
+        await wait_until(lambda: started == n, timeout=60)
+        await asyncio.sleep(1.5)  # past the first lease deadline: only renewals keep the jobs
+        assert (await queue.get_job_counts())["active"] == n
+        release.set()
+        await wait_until(lambda: worker._active == {}, timeout=60)
+    counts = await queue.get_job_counts()
+    assert (counts["completed"], counts["active"], counts["waiting"]) == (n, 0, 0)
+    assert errors == [] and stalled == []
+
+
+async def test_one_take_call_activates_and_finishes_thousands_of_jobs(queue: glidemq.Queue) -> None:
+    """The library itself takes any batch size (a client sends at most a thousand per call)."""
+    n = 6000
+    await queue.add_bulk([("c", i) for i in range(n)])
+    now_ms, _, _, records, _, _ = await queue._ctx.call("take", ["30000", str(n), "", ""])
+    active = decode_active(records, now_ms)
+    assert len(active) == n
+    assert (await queue.get_job_counts())["active"] == n
+    rows = [(job[0], job[1], "c", pack(i), "1", -1) for i, job in enumerate(active)]
+    _, _, statuses, records, _, _ = await queue._ctx.call("take", ["30000", "0", encode_finished(rows), ""])
+    assert statuses == [1] * n and not records
+    counts = await queue.get_job_counts()
+    assert (counts["completed"], counts["active"]) == (n, 0)
+    done = await queue.get_job(active[-1][0])
+    assert done is not None and done.return_value == n - 1
 
 
 # events ----------------------------------------------------------------------------------------

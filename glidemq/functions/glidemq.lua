@@ -19,6 +19,40 @@ local function digits(n)
   return string.format('%d', n)
 end
 
+-- Lua unpacks at most ~8,000 values into one call: longer lists (a worker of high
+-- concurrency, a big acknowledgement) go in calls of SPREAD values (even: score/member pairs
+-- stay together). redis.call(cmd, key, o1, o2, list...) with integer replies summed and array
+-- replies joined.
+local SPREAD = 4000
+
+local function call_all(cmd, key, list, o1, o2)
+  local n = #list
+  if n <= SPREAD then
+    if o2 then return redis.call(cmd, key, o1, o2, unpack(list)) end
+    if o1 then return redis.call(cmd, key, o1, unpack(list)) end
+    return redis.call(cmd, key, unpack(list))
+  end
+  local total, joined = 0, nil
+  for i = 1, n, SPREAD do
+    local j = math.min(i + SPREAD - 1, n)
+    local reply
+    if o2 then
+      reply = redis.call(cmd, key, o1, o2, unpack(list, i, j))
+    elseif o1 then
+      reply = redis.call(cmd, key, o1, unpack(list, i, j))
+    else
+      reply = redis.call(cmd, key, unpack(list, i, j))
+    end
+    if type(reply) == 'table' then
+      joined = joined or {}
+      for k = 1, j - i + 1 do joined[#joined + 1] = reply[k] end
+    else
+      total = total + reply
+    end
+  end
+  return joined or total
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -219,7 +253,7 @@ local finished_sets = {}
 
 local function flush_finished(base)
   for set, members in pairs(finished_sets) do
-    redis.call('ZADD', base .. set, unpack(members))
+    call_all('ZADD', base .. set, members)
   end
   finished_sets = {}
 end
@@ -417,7 +451,7 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
     emit(base, 'active', id)
     if string.byte(id) == 114 and string.sub(id, 1, 7) == 'repeat:' then sched_activated(base, id, now) end
   end
-  redis.call('ZADD', base .. 'active', unpack(scores))
+  call_all('ZADD', base .. 'active', scores)
   if #ids == want and any_waiting(base) then
     wake(base)
   else
@@ -497,7 +531,7 @@ end
 -- New jobs of one add call bound for the tail of the wait list, pushed there together.
 local function push_tail(base, tail)
   if #tail == 0 then return end
-  redis.call('RPUSH', base .. 'wait', unpack(tail))
+  call_all('RPUSH', base .. 'wait', tail)
   for k = #tail, 1, -1 do tail[k] = nil end
 end
 
@@ -599,7 +633,7 @@ local function extend(keys, args)
     pairs_[#pairs_ + 1] = args[i]
   end
   if #pairs_ == 0 then return 0 end
-  return redis.call('ZADD', base .. 'active', 'XX', 'CH', unpack(pairs_))
+  return call_all('ZADD', base .. 'active', pairs_, 'XX', 'CH')
 end
 
 -- stalled(max_stalled, limit): recovers jobs whose lease ran out.
@@ -1312,7 +1346,7 @@ local function flow_claim(keys, args)
   local ids = redis.call('ZRANGEBYSCORE', base .. 'ob', '-inf', now, 'LIMIT', 0, tonumber(args[2]))
   local out = {}
   if #ids == 0 then return out end
-  local blobs = redis.call('HMGET', base .. 'obv', unpack(ids))
+  local blobs = call_all('HMGET', base .. 'obv', ids)
   local due = tostring(now + tonumber(args[1]))
   local scores = {}
   for i, eid in ipairs(ids) do
@@ -1325,15 +1359,15 @@ local function flow_claim(keys, args)
       redis.call('ZREM', base .. 'ob', eid)
     end
   end
-  if #scores > 0 then redis.call('ZADD', base .. 'ob', unpack(scores)) end
+  if #scores > 0 then call_all('ZADD', base .. 'ob', scores) end
   return out
 end
 
 -- flow_ack(entry id...): drops delivered outbox entries.
 local function flow_ack(keys, args)
   local base = keys[1]
-  redis.call('ZREM', base .. 'ob', unpack(args))
-  return redis.call('HDEL', base .. 'obv', unpack(args))
+  call_all('ZREM', base .. 'ob', args)
+  return call_all('HDEL', base .. 'obv', args)
 end
 
 -- flow_children(id): {return values, failure reasons} of a parent's children, as flat hashes.
@@ -1382,7 +1416,7 @@ local function workers(keys, args)
   local ids = redis.call('ZRANGEBYSCORE', base .. 'index', '(' .. now, '+inf')
   local out = {}
   if #ids == 0 then return out end
-  for _, info in ipairs(redis.call('HMGET', base .. 'info', unpack(ids))) do
+  for _, info in ipairs(call_all('HMGET', base .. 'info', ids)) do
     if info then out[#out + 1] = info end
   end
   return out
