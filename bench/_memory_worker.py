@@ -27,6 +27,7 @@ import tracemalloc
 from typing import Any
 
 import glidemq
+from glidemq._loop import run as run_loop
 
 READY_SETTLE = 1.0  # seconds between the worker idling and the "ready" line
 TOP_GROWTHS = 15
@@ -163,4 +164,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    run_loop(main(parse_args()))

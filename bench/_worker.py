@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import glidemq
+from glidemq._loop import run as run_loop
 
 READY_SETTLE = 0.2
 
@@ -150,4 +151,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    run_loop(main(parse_args()))

@@ -11,7 +11,6 @@ cost of checking them, not of being limited.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 from typing import Any
@@ -21,6 +20,7 @@ from _probe import ServerProbe
 from _scenarios import Bench, Result, Variant
 
 import glidemq
+from glidemq._loop import run as run_loop
 from glidemq.testing import EmbeddedValkey
 
 CONCURRENCY = 50
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         url = server.url
     print(f"CPU placement: {pin(server.pid if server else None, args.pin)}", file=sys.stderr)
     try:
-        rows = asyncio.run(run(url, args.jobs, args.rounds))
+        rows = run_loop(run(url, args.jobs, args.rounds))
     finally:
         if server is not None:
             server.stop()

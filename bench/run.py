@@ -11,7 +11,6 @@ subprocess of their own (bench/_worker.py). Prints a table and writes JSON
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
 import platform
@@ -28,6 +27,8 @@ from _report import table, write_json
 from _scenarios import Bench, Result
 
 import glidemq
+from glidemq._loop import loop_name
+from glidemq._loop import run as run_loop
 from glidemq.testing import EmbeddedValkey
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
@@ -77,6 +78,7 @@ async def run_meta(probe: ServerProbe, server_name: str, cpus: dict[str, Any]) -
         "glidemq_version": glidemq.__version__,
         "git_revision": git_revision(),
         "compiled_codec": glidemq.USE_EXTENSIONS,
+        "event_loop": loop_name(),  # of this process and the worker process (GLIDEMQ_LOOP picks it)
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -126,10 +128,10 @@ def on_server(args: argparse.Namespace, run: Callable[[argparse.Namespace, str, 
     """Runs ``run(args, url, server name)`` against ``--url``, or an embedded Valkey without it."""
     if args.url is not None:
         args.cpus = pin(None)
-        return asyncio.run(run(args, args.url, glidemq.Connection(args.url).url))
+        return run_loop(run(args, args.url, glidemq.Connection(args.url).url))
     with EmbeddedValkey() as server:
         args.cpus = pin(server.pid, args.pin)
-        return asyncio.run(run(args, server.url, "embedded"))
+        return run_loop(run(args, server.url, "embedded"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import warnings
 
 from glide import AllPrimaries, GlideClusterClient, GlideError
 
 from ._cli_common import EXIT_ERROR, connection_url, shown
 from ._client import Client
+from ._loop import run as run_loop
 from .connection import resolve
 from .errors import ServerError
 from .functions import LIBRARY_NAME, library_source
@@ -44,7 +44,7 @@ def run_doctor_command(args: argparse.Namespace) -> int:
     url = connection_url(args.url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the warnings are printed below, once
-        result = asyncio.run(health(url))
+        result = run_loop(health(url))
     print(f"server {shown(url)}")
     print("\n".join(format_health(result)))
     return 0 if result.ok else EXIT_ERROR
@@ -72,6 +72,6 @@ async def load_library(url: str | None) -> str:
 def run_load_library_command(args: argparse.Namespace) -> int:
     """Loads the library; prints where."""
     url = connection_url(args.url)
-    where = asyncio.run(load_library(url))
+    where = run_loop(load_library(url))
     print(f"library {LIBRARY_NAME} loaded on {where} of {shown(url)}")
     return 0

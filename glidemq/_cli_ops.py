@@ -31,6 +31,7 @@ from rich.table import Table
 
 from ._cli_common import connection_url, positive_int, shown
 from ._figures import QueueFigures, queue_exists, read_figures
+from ._loop import run as run_loop
 from .discover import queue_names
 from .errors import GlideMQError
 from .job import Job
@@ -242,7 +243,7 @@ async def _workers(args: argparse.Namespace) -> list[str]:
 
 def _printing(body: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        lines: list[str] = asyncio.run(body(args))
+        lines: list[str] = run_loop(body(args))
         print("\n".join(lines))
         return 0
 
@@ -315,7 +316,7 @@ def _rates(before: tuple[float, QueueFigures], after: tuple[float, QueueFigures]
 
 def run_watch_command(args: argparse.Namespace) -> int:
     """``glidemq watch``: a live table until Ctrl-C (or ``--iterations``/``--once``)."""
-    asyncio.run(_watch(args))
+    run_loop(_watch(args))
     return 0
 
 
@@ -348,7 +349,7 @@ def run_metrics_command(args: argparse.Namespace) -> int:
         print(f"serving metrics of {queues} on {shown(connection_url(args.url))} at "
               f"http://{args.host}:{port}/metrics", flush=True)
 
-    asyncio.run(_serve_metrics(args, ready))
+    run_loop(_serve_metrics(args, ready))
     return 0
 
 

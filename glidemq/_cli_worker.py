@@ -16,6 +16,8 @@ from typing import Any
 
 from ._cli_common import EXIT_ERROR, UsageError
 from ._cli_sync import build_sync_worker, wants_sync_worker
+from ._loop import loop_name
+from ._loop import run as run_loop
 from .connection import Connection
 from .errors import GlideMQError
 from .queue import Queue
@@ -214,14 +216,15 @@ def run_worker_command(args: argparse.Namespace) -> int:
     worker = build_sync_worker(target, args) if wants_sync_worker(target, args) else build_worker(target, args)
     _configure_logging()
     log.info(
-        "worker for queue %r on %s, concurrency %d%s%s (pid %d)", worker.name, _url(worker), worker.concurrency,
+        "worker for queue %r on %s, concurrency %d%s%s, %s event loop (pid %d)", worker.name, _url(worker),
+        worker.concurrency,
         f", {worker.processes} processes" if isinstance(worker, SyncWorker) and worker.processes else "",
-        ", burst" if args.burst else "", os.getpid(),
+        ", burst" if args.burst else "", loop_name(), os.getpid(),
     )
     if isinstance(worker, SyncWorker):
         forced = serve_sync(worker, burst=args.burst)
     else:
-        forced = asyncio.run(serve(worker, burst=args.burst))
+        forced = run_loop(serve(worker, burst=args.burst))
     log.info("worker for queue %r stopped", worker.name)
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if forced and (isinstance(worker, SyncWorker) or any(t.is_alive() and not t.daemon for t in others)):

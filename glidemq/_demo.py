@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from ._cli_common import UsageError, shown
 from ._codec import USE_EXTENSIONS
+from ._loop import run as run_loop
 from .errors import GlideMQError
 from .job import Job
 from .queue import Queue
@@ -263,7 +264,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
             console=console,
         )
         try:
-            stats = asyncio.run(_run_cancellable(demo))
+            stats = run_loop(_run_cancellable(demo))
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
     for line in summary(stats, jobs=args.jobs, concurrency=args.concurrency):

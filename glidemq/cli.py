@@ -18,7 +18,6 @@ Exit codes: 0 success, 1 runtime failure (server unreachable, ...), 2 bad usage,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from ._cli_common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, c
 from ._cli_dashboard import add_dashboard_parser, run_dashboard_command
 from ._cli_worker import run_worker_command
 from ._demo import run_demo_command
+from ._loop import run as run_loop
 from .errors import GlideMQError, InvalidArgumentError
 from .queue import STATES, Queue
 
@@ -119,7 +119,7 @@ async def _stats(queue_name: str, url: str | None, prefix: str) -> list[str]:
 
 def run_stats_command(args: argparse.Namespace) -> int:
     """``glidemq stats``: one ``state count`` line per state, then ``paused yes|no``."""
-    lines = asyncio.run(_stats(args.queue, connection_url(args.url), args.prefix))
+    lines = run_loop(_stats(args.queue, connection_url(args.url), args.prefix))
     print("\n".join(lines))
     return 0
 

@@ -114,14 +114,16 @@ def test_stats_unreachable_server_fails_without_showing_the_password() -> None:
     assert "s3cret-pw" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio")])
 async def test_worker_burst_with_a_processor_runs_every_job_then_exits(
-    url: str, qname: str, queue: glidemq.Queue
+    url: str, qname: str, queue: glidemq.Queue, choice: str, loop: str
 ) -> None:
     jobs = await queue.add_bulk([("echo", i) for i in range(40)])
     jobs.append(await queue.add("echo", "later", delay=1))
 
     result = await asyncio.to_thread(
-        cli, "worker", "cli_app:echo", "--queue", qname, "--url", url, "--concurrency", "5", "--burst"
+        cli, "worker", "cli_app:echo", "--queue", qname, "--url", url, "--concurrency", "5", "--burst",
+        GLIDEMQ_LOOP=choice,
     )
 
     assert result.returncode == 0, result.stderr
@@ -129,6 +131,13 @@ async def test_worker_burst_with_a_processor_runs_every_job_then_exits(
         assert await job.get_state() == "completed"
     assert (await queue.get_job(jobs[-1].id)).return_value == "later"  # type: ignore[union-attr]
     assert "concurrency 5" in result.stderr
+    assert f"{loop} event loop" in result.stderr  # uvloop is installed with the test extra
+
+
+def test_worker_with_an_unknown_event_loop_exits_2_and_names_the_choices(url: str, qname: str) -> None:
+    result = cli("worker", "cli_app:echo", "--queue", qname, "--url", url, "--burst", GLIDEMQ_LOOP="trio")
+    assert result.returncode == 2
+    assert "GLIDEMQ_LOOP must be one of auto, uvloop, asyncio, got 'trio'" in result.stderr
 
 
 async def test_worker_burst_with_a_worker_object(url: str, qname: str, queue: glidemq.Queue) -> None:
@@ -148,11 +157,12 @@ async def test_worker_burst_on_an_empty_queue_exits_at_once(url: str, qname: str
     assert time.monotonic() - started < 15
 
 
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
 @pytest.mark.parametrize("processor", ["slow", "slow_sync"])
 async def test_sigterm_lets_the_active_job_finish_then_exits_0(
-    url: str, qname: str, queue: glidemq.Queue, processor: str
+    url: str, qname: str, queue: glidemq.Queue, processor: str, loop: str
 ) -> None:
-    proc = spawn("worker", f"cli_app:{processor}", "--queue", qname, "--url", url)
+    proc = spawn("worker", f"cli_app:{processor}", "--queue", qname, "--url", url, GLIDEMQ_LOOP=loop)
     try:
         job = await queue.add("slow", {"sleep": 2})
         await wait_state(job, "active")

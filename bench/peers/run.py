@@ -47,8 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_JOBS} jobs per scenario")
     parser.add_argument("--cap", type=float, default=120.0, help="seconds allowed per scenario and system")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop of every asyncio-based system (uvloop where installed; default uvloop)")
     add_pin_option(parser)
     args = parser.parse_args(argv)
+    os.environ["BENCH_LOOP"] = args.loop  # read by drivers/_common.py in every driver subprocess
     if args.jobs is None:
         args.jobs = QUICK_JOBS if args.quick else DEFAULT_JOBS
     known = {*PEERS, *NODE_PEERS, *PYTHON_PEERS}
@@ -93,7 +96,7 @@ def run_all(args: argparse.Namespace, url: str, cpus: dict[str, Any]) -> dict[st
         "jobs": args.jobs, "cap_seconds": args.cap, "python": platform.python_version(),
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "cpu_placement": cpus,
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
-        "git_revision": git_revision(),
+        "git_revision": git_revision(), "loop": args.loop,
     }
     results: dict[str, dict[str, dict[str, Any]]] = {}
     versions: dict[str, dict[str, str]] = {}

@@ -20,15 +20,17 @@ VENVS = HERE / ".venvs"
 NODE_DIR = HERE / "node"
 
 # Pinned versions of every Python peer (the packages they pull in are resolved by pip).
+# Every asyncio-based peer also gets uvloop, as glidemq does (drivers/_common.py runs them on it).
+UVLOOP = "uvloop==0.23.0"
 PYTHON_PEERS: dict[str, list[str]] = {
-    "taskiq": ["taskiq==0.13.0", "taskiq-redis==1.2.4"],
+    "taskiq": ["taskiq==0.13.0", "taskiq-redis==1.2.4", UVLOOP],
     "dramatiq": ["dramatiq[redis]==2.2.1"],
-    "arq": ["arq==0.28.0"],
-    "saq": ["saq[redis]==0.26.4", "typing-extensions"],  # saq imports it without requiring it
+    "arq": ["arq==0.28.0", UVLOOP],
+    "saq": ["saq[redis]==0.26.4", "typing-extensions", UVLOOP],  # saq imports typing-extensions without requiring it
     "rq": ["rq==3.0.0"],
     "celery": ["celery[redis]==5.7.0"],
-    "bullmq-py": ["bullmq==3.4.4"],
-    "streaq": ["streaq==7.2.0"],
+    "bullmq-py": ["bullmq==3.4.4", UVLOOP],
+    "streaq": ["streaq==7.2.0", UVLOOP],
 }
 NODE_PEERS = ("bullmq",)
 

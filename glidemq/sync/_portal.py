@@ -15,6 +15,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .._loop import new_loop
 from ..errors import GlideMQError
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ class Portal:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         self.thread = threading.Thread(target=self._serve, name="glidemq-sync-loop", daemon=True)
         self.thread.start()
 

@@ -80,8 +80,28 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def loop_name() -> str:
+    """The event loop every asyncio-based system runs on: uvloop where it is installed in the
+    system's environment (bench/peers/setup.py installs it for each), unless BENCH_LOOP=asyncio."""
+    if os.environ.get("BENCH_LOOP", "uvloop") == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_async(coro: Any) -> Any:
+    if loop_name() == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
 def versions(packages: Iterable[str]) -> dict[str, str]:
-    found = {"python": sys.version.split()[0]}
+    found = {"python": sys.version.split()[0], "loop": loop_name()}
     for name in packages:
         try:
             found[name] = importlib.metadata.version(name)
@@ -160,7 +180,7 @@ def work(driver: Driver, args: argparse.Namespace) -> None:
     try:
         handle = driver.start_worker(args.concurrency, tally)
         if asyncio.iscoroutine(handle):
-            asyncio.run(handle)
+            run_async(handle)
     except Exception as exc:  # noqa: BLE001 - reported in the JSON line
         errors.append(repr(exc))
         tally.end = time.perf_counter()
@@ -184,6 +204,6 @@ def main(driver_class: type[Driver]) -> None:
     driver = driver_class(args)
     if args.scenario == "work":
         work(driver, args)
-    asyncio.run(produce_report(driver, args))
+    run_async(produce_report(driver, args))
     sys.stdout.flush()
     os._exit(0)
