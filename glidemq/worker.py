@@ -17,7 +17,6 @@ from typing import Any
 
 from . import _tracing as tracing
 from . import _validate as check
-from ._client import Client
 from ._codec import decode_active, encode_finished, pack
 from ._context import QueueContext
 from ._dead_letters import deliver
@@ -25,6 +24,7 @@ from ._flow_outbox import OutboxPump
 from ._heartbeat import Heartbeat
 from ._logging import get_logger, job_extra
 from ._observe import WorkerObserver
+from ._pickup import Pickup, Wakeup
 from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
@@ -113,10 +113,10 @@ class Worker:
             type(processor).__call__
         )
         self._executor: ThreadPoolExecutor | None = None
-        self._blocking = Client(self._ctx.connection, name="glidemq-worker-blocking")
         self._events = EventEmitter()
         self._schedulers = SchedulerKeeper(self._ctx, lambda exc: self._events.emit_soon("error", exc))
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
+        self._pickup = Pickup(self._ctx, self._ctx.connection, self._lock_ms, self._take_options)
         self.max_in_flight = 2
         self._active: dict[str, Job] = {}  # every job this worker holds a lease on
         self._ready: deque[Job] = deque()  # prefetched, not started yet
@@ -203,7 +203,7 @@ class Worker:
                 await self._observer.stop()
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
-            await self._blocking.close()
+            await self._pickup.close()
             await self._ctx.close()
             self._running = False
             log.info("worker %s of queue %s closed", self.id, self.name,
@@ -225,12 +225,12 @@ class Worker:
             if self._run_task is not None:
                 await asyncio.gather(self._run_task, return_exceptions=True)
             else:
-                await self._blocking.close()
+                await self._pickup.close()
                 await self._ctx.close()
             return
         assert self._wake is not None and self._stopped is not None
         self._wake.set()
-        await self._blocking.close()  # wakes a pending blocking wait
+        await self._pickup.close()  # ends a wait under way
         try:
             await asyncio.wait_for(asyncio.shield(self._stopped.wait()), timeout)
         except asyncio.TimeoutError:
@@ -263,7 +263,8 @@ class Worker:
         far and fetching jobs for the free slots; waits on the marker when the queue is empty."""
         assert self._wake is not None
         takes: dict[asyncio.Task[tuple[int, int]], tuple[int, list[Any], list[Any]]] = {}
-        block: asyncio.Task[GlideMQError | None] | None = None
+        block: asyncio.Task[Wakeup] | None = None  # waiting: for the marker, or out a rate limit
+        block_want = 0  # slots the take behind the marker wait asks for
         wake = self._wake
 
         def poke(_: asyncio.Future[Any]) -> None:  # a call or a wait ended: the loop looks again
@@ -272,11 +273,26 @@ class Worker:
         reserved = finishing = 0
         empty = False
         backlog = False  # the last call got every job it asked for
+
+        async def fetched_now(fetched: int, want: int, fetching: bool) -> None:
+            nonlocal backlog, empty
+            if want:
+                backlog = fetched == want
+            if fetched < want:
+                empty = True
+                if not self._active and not self._drained and fetching:
+                    self._drained = True
+                    await self._events.emit("drained")
+            elif fetched:
+                empty = False
+
         next_delay = -1
         pause = ERROR_PAUSE_MIN
         capacity = self.concurrency + self.prefetch
-        while not (self._closing and not self._active and not self._finished and not takes):
+        while not (self._closing and not self._active and not self._finished and not takes and block is None):
             fetching = not (self._closing or self._paused)
+            if self._closing and block is not None and self._limit_wait > 0:
+                block.cancel()  # no need to wait out the rate limit
             if not fetching:
                 self._release_ready()
             # Calls run in order on one connection: jobs a call under way finishes are free
@@ -310,10 +326,13 @@ class Worker:
             wake.clear()
             if empty and free > 0 and not takes and block is None:
                 if self._limit_wait > 0:
+                    block_want = 0
                     block = asyncio.ensure_future(self._hold_back(self._limit_wait))
                 else:
                     timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
-                    block = asyncio.ensure_future(self._wait_for_marker(timeout))
+                    block_want = min(free, MAX_TAKE)
+                    block = asyncio.ensure_future(self._pickup.wait(timeout, block_want))
+                reserved += block_want
                 block.add_done_callback(poke)
             if not any(t.done() for t in takes) and not (block is not None and block.done()):
                 await wake.wait()
@@ -330,43 +349,48 @@ class Worker:
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
                     continue
                 pause = ERROR_PAUSE_MIN
-                if want:
-                    backlog = fetched == want
-                if fetched < want:
-                    empty = True
-                    if not self._active and not self._drained and fetching:
-                        self._drained = True
-                        await self._events.emit("drained")
-                elif fetched:
-                    empty = False
+                await fetched_now(fetched, want, fetching)
             if block is not None and block.done():
-                error = block.result()
+                wakeup = Wakeup() if block.cancelled() else block.result()
                 block = None
-                empty = False
-                if error is not None and not self._closing:
-                    await self._events.emit("error", error)
+                reserved -= block_want
+                fetched = await self._took_after_wait(wakeup)
+                if fetched < 0:  # no take ran behind the wait: take the usual way
+                    empty = False
+                else:
+                    next_delay = wakeup.next_delay
+                    await fetched_now(fetched, block_want, fetching)
+                if wakeup.error is not None and not self._closing:
+                    await self._events.emit("error", wakeup.error)
                     await self._sleep_or_wake(pause)
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
-        if block is not None:
-            if self._limit_wait > 0:
-                block.cancel()
-            await asyncio.gather(block, return_exceptions=True)
 
-    async def _wait_for_marker(self, timeout: float) -> GlideMQError | None:
-        """Blocks on the dedicated client until work may be there; returns an error, if any."""
-        try:
-            glide = await self._blocking.raw()
-            await glide.bzpopmin([self._ctx.key("marker")], timeout)
-        except GlideMQError as exc:
-            return exc
-        except Exception as exc:  # noqa: BLE001 - any client failure counts as a lost connection
-            return GlideMQError(f"waiting for jobs failed: {exc}")
-        return None
+    async def _took_after_wait(self, wakeup: Wakeup) -> int:
+        """Takes in the jobs the take behind a wait brought; hands them back when its reply was
+        lost or unreadable. Returns how many it brought (-1: it did not run, or was lost)."""
+        if wakeup.reply is not None:
+            try:
+                fetched, wakeup.next_delay = self._took(wakeup.reply, [])
+                return fetched
+            except Exception as exc:  # noqa: BLE001 - leased all the same: hand them back below
+                wakeup.error = GlideMQError(f"reading the jobs taken failed: {exc}")
+                wakeup.lost = True
+        if wakeup.lost and wakeup.claim is not None:
+            try:
+                released = await self._pickup.release(wakeup.claim)
+            except GlideMQError as exc:  # the stall check recovers them once their lease runs out
+                await self._events.emit("error", exc)
+            else:
+                if released:
+                    log.info("handed back %d job(s) of %s taken by a wait whose reply was lost", len(released),
+                             self.name)
+        return -1
 
-    async def _hold_back(self, seconds: float) -> None:
+    async def _hold_back(self, seconds: float) -> Wakeup:
         """Waits out the rate limit's window (close() ends the loop without waiting for it)."""
         await asyncio.sleep(seconds)
         self._limit_wait = 0.0
+        return Wakeup()
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         assert self._wake is not None
@@ -381,6 +405,11 @@ class Worker:
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished), self._take_options]
         reply = await self._ctx.client.fcall("take", self._ctx.base, args)
+        return self._took(reply, outcomes)
+
+    def _took(self, reply: Any, outcomes: list[tuple[Job, Any, list[str]]]) -> tuple[int, int]:
+        """Reports the outcomes a take finished and holds the jobs it fetched; returns how many
+        it fetched and the ms until the next delayed job is due."""
         now_ms, next_delay, statuses, records, limited, notified = reply
         self._limit_wait = limited / 1000
         if notified and self._outbox is not None:

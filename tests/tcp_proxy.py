@@ -4,6 +4,7 @@
 with TcpProxy("127.0.0.1", server.port) as proxy:
     url = proxy.url           # connect clients here instead of to the server
     proxy.cut(3.0)            # drop every connection and refuse new ones for 3 seconds
+    proxy.swallow_blocking_replies = True  # replies to connections that sent BZPOPMIN vanish
 ```
 The proxy runs its own event loop in a thread, so a busy test loop cannot stall it.
 """
@@ -28,6 +29,8 @@ class TcpProxy:
         self.accepted = 0  # connections forwarded so far
         self.refused = 0  # connections closed at once because the link was cut
         self._down_until = 0.0
+        self.swallow_blocking_replies = False
+        self.blocking_connections = 0  # connections that sent a BZPOPMIN so far
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -91,13 +94,21 @@ class TcpProxy:
             return
         self.accepted += 1
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        blocking: list[bool] = []  # set once the client sent a BZPOPMIN
+        await asyncio.gather(self._pipe(reader, up_writer, blocking, True), self._pipe(up_reader, writer, blocking))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, blocking: list[bool], upstream: bool = False
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if self.down:
                     break
+                if upstream and not blocking and b"BZPOPMIN" in data.upper():
+                    blocking.append(True)
+                    self.blocking_connections += 1
+                if not upstream and blocking and self.swallow_blocking_replies:
+                    continue  # the reply is lost on its way
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):

@@ -20,7 +20,7 @@ RUNTIME_ACL = (
     "ACL SETUSER glidemq_app on >CHANGE-ME resetkeys ~glidemq* resetchannels -@all "
     "+fcall +fcall_ro +time +xread +xrevrange +lrange +bzpopmin +wait +waitaof +ping +info "
     "+hello +auth +select +client|setname +client|setinfo +cluster|slots +cluster|shards +readonly "
-    "+hset +hget +hmget +hgetall +hdel +hincrby +zadd +zrem +zrange +zrangebyscore +zcard +zscore "
+    "+hset +hget +hmget +hgetall +hdel +hincrby +zadd +zrem +zrange +zrangebyscore +zcard +zscore +zscan "
     "+zpopmin +zremrangebyrank +lpush +rpush +lpop +lrem +llen +incr +incrby +del +exists +xadd "
     "+sadd +srem +scard +smembers +expire +persist +get +set +pttl +pexpire"
 )

@@ -423,8 +423,9 @@ local sched_activated -- defined with the job schedulers below
 
 -- Activates up to `want` jobs; returns {token, id, hash, id, hash, ...} (each job's hash as
 -- its flat HGETALL list, read before it turned active: the worker picks the fields it needs)
--- or nil, and the ms until the rate limit lets more start (0: not limited).
-local function activate(base, want, lock_ms, now, now_s, meta, limiter)
+-- or nil, and the ms until the rate limit lets more start (0: not limited). `claim` (or nil)
+-- is the token to lease them under (see take).
+local function activate(base, want, lock_ms, now, now_s, meta, limiter, claim)
   if want <= 0 or meta[1] == '1' then return nil, 0 end
   local limited, window
   want, limited, window = room(base, want, meta, limiter)
@@ -438,7 +439,7 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   if window then count_started(base, #ids, window) end
   -- Sequence and server time: a token never repeats, even after a restart that lost the
   -- data (and the sequence), so a worker from before cannot finish a job that reuses an id.
-  local token = digits(seq(base)) .. '-' .. digits(now)
+  local token = claim or (digits(seq(base)) .. '-' .. digits(now))
   local deadline = digits(now + lock_ms)
   local out, scores = {token}, {'+inf', ACTIVE_ANCHOR}
   for _, id in ipairs(ids) do
@@ -460,10 +461,12 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter)
   return out, 0
 end
 
--- take(lock_ms, want, finished, options): finishes a batch of jobs and activates the next
--- ones in one call. `finished` is a msgpack array of rows as finish_one takes them ('' for
--- none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
--- of the worker. Returns {now, next_delay_ms, {status} * n, the activated jobs (see
+-- take(lock_ms, want, finished, options[, claim]): finishes a batch of jobs and activates
+-- the next ones in one call. `finished` is a msgpack array of rows as finish_one takes them
+-- ('' for none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
+-- of the worker. `claim`: a token the worker made up (random, never reused, without ':') to
+-- lease the jobs under, so that it can hand them back with release_claim when it never got
+-- the reply (a take sent behind a blocking wait whose connection closed). Returns {now, next_delay_ms, {status} * n, the activated jobs (see
 -- activate) as msgpack ('' for none), ms until the rate limit lets jobs start (0: not
 -- limited), flow notifications written}.
 local function take(keys, args)
@@ -489,7 +492,9 @@ local function take(keys, args)
     if meta[4] and any_waiting(base) then wake(base) end
   end
   local delay = next_delay(base, now)
-  local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter)
+  local claim = args[5]
+  if claim == '' then claim = nil end
+  local jobs, limited = activate(base, want, lock_ms, now, now_s, meta, limiter, claim)
   local packed = ''
   if jobs then
     packed = cmsgpack.pack(jobs)
@@ -634,6 +639,39 @@ local function extend(keys, args)
   end
   if #pairs_ == 0 then return 0 end
   return call_all('ZADD', base .. 'active', pairs_, 'XX', 'CH')
+end
+
+-- Job ids in the order they were added: auto ids (decimal) by number, custom ids after them.
+local function added_order(a, b)
+  local na, nb = tonumber(a), tonumber(b)
+  if na and nb then return na < nb end
+  if na or nb then return na ~= nil end
+  return a < b
+end
+
+-- release_claim(claim): puts the jobs leased under `claim` (see take) back at the front of
+-- the queue, in the order they were added, without using an attempt; their leases end, so
+-- the worker that made the claim cannot finish them either. Returns their ids.
+local function release_claim(keys, args)
+  local base = keys[1]
+  local key = base .. 'active'
+  local ids, cursor = {}, '0'
+  repeat
+    local page = redis.call('ZSCAN', key, cursor, 'MATCH', '*:' .. args[1], 'COUNT', '1000')
+    cursor = page[1]
+    for i = 1, #page[2], 2 do
+      if redis.call('ZREM', key, page[2][i]) == 1 then ids[#ids + 1] = lease_id(page[2][i]) end
+    end
+  until cursor == '0'
+  if #ids == 0 then return ids end
+  table.sort(ids, added_order)
+  local now = now_ms()
+  for i = #ids, 1, -1 do  -- pushed to the front last first
+    local f = redis.call('HMGET', base .. 'j:' .. ids[i], 'p', 'n')
+    if f[2] then release(base, ids[i], tonumber(f[1] or '0'), 0, now) end  -- unless it was removed
+  end
+  drop_lone_anchor(base)
+  return ids
 end
 
 -- stalled(max_stalled, limit): recovers jobs whose lease ran out.
@@ -1450,6 +1488,7 @@ reg('take', take)
 reg('add', add)
 reg('extend', extend)
 reg('stalled', stalled)
+reg('release_claim', release_claim)
 reg('counts', counts, ro)
 reg('set_paused', set_paused)
 reg('get_ids', get_ids, ro)

@@ -1,0 +1,143 @@
+"""An idle worker's wait takes its first jobs in the same trip, and hands them back when the
+reply of that wait is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import glidemq
+from glidemq._codec import decode_active, encode_finished, pack
+from glidemq.testing import EmbeddedValkey
+
+from .tcp_proxy import TcpProxy
+from .worker_helpers import wait_until
+
+
+async def connections(raw: Any) -> dict[str, dict[str, str]]:
+    """CLIENT LIST by client name (the last connection of each name)."""
+    text = (await raw.custom_command(["CLIENT", "LIST"])).decode()
+    found: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        fields = dict(part.split("=", 1) for part in line.split(" ") if "=" in part)
+        found[fields.get("name", "")] = fields
+    return found
+
+
+async def in_state(job: glidemq.Job, state: str) -> bool:
+    return await job.get_state() == state
+
+
+async def waiting_on_the_marker(raw: Any) -> dict[str, str]:
+    """The worker's blocking connection, once it is blocked on the marker."""
+    found: dict[str, str] = {}
+
+    async def blocked() -> bool:
+        found.update((await connections(raw)).get("glidemq-worker-blocking", {}))
+        return found.get("cmd") == "bzpopmin" and "b" in found.get("flags", "")
+
+    await wait_until(blocked, timeout=10)
+    return found
+
+
+class Monitor:
+    """The server's MONITOR feed: which connection (address) ran which command."""
+
+    def __init__(self, server: EmbeddedValkey) -> None:
+        self.server = server
+        self.lines: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Monitor:
+        reader, self._writer = await asyncio.open_connection(self.server.host, self.server.port)
+        self._writer.write(b"MONITOR\r\n")
+        assert await reader.readline() == b"+OK\r\n"
+
+        async def read() -> None:
+            while line := await reader.readline():
+                self.lines.append(line.decode(errors="replace"))
+
+        self._task = asyncio.create_task(read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._writer.close()
+        assert self._task is not None
+        self._task.cancel()
+
+    def takes_by(self, addr: str) -> int:
+        return sum(1 for line in self.lines if f" {addr}]" in line and '"fcall" "glidemq_' in line.lower()
+                   and '_take"' in line)
+
+
+async def test_a_job_added_to_an_idle_worker_is_taken_behind_the_wait(
+    server: EmbeddedValkey, queue: glidemq.Queue, raw: Any, url: str, qname: str
+) -> None:
+    """No take follows the wake-up: the blocking connection runs it right behind the wait, and
+    the worker's other connection only finishes the jobs."""
+    async with glidemq.Worker(qname, lambda job: job.data * 2, connection=url, concurrency=4):
+        blocking = (await waiting_on_the_marker(raw))["addr"]
+        main = (await connections(raw))["glidemq-worker"]["addr"]
+        async with Monitor(server) as monitor:
+            jobs = []
+            for i in range(5):
+                jobs.append(await queue.add("double", i))
+                await wait_until(lambda: in_state(jobs[-1], "completed"), timeout=10)
+                await waiting_on_the_marker(raw)
+            await asyncio.sleep(0.1)
+    assert [(await queue.get_job(job.id)).return_value for job in jobs] == [0, 2, 4, 6, 8]  # type: ignore[union-attr]
+    # each pickup: the take behind the wait (a wait that timed out meanwhile adds one more)
+    assert monitor.takes_by(blocking) >= 5
+    # the worker's own connection: one take per job, finishing it (none to fetch it)
+    assert monitor.takes_by(main) == 5
+
+
+async def test_release_claim_hands_the_jobs_back_first_and_fences_the_claim(queue: glidemq.Queue) -> None:
+    first = await queue.add_bulk([("c", i) for i in range(3)])
+    now_ms, _, _, records, _, _ = await queue._ctx.call("take", ["30000", "2", "", "", "cfeed"])
+    taken = decode_active(records, now_ms)
+    assert [job[0] for job in taken] == [first[0].id, first[1].id]
+    assert {job[1] for job in taken} == {"cfeed"}  # leased under the claim
+    assert (await queue.get_job_counts())["active"] == 2
+
+    released = await queue._ctx.call("release_claim", ["cfeed"])
+    assert sorted(x.decode() for x in released) == sorted([first[0].id, first[1].id])
+    counts = await queue.get_job_counts()
+    assert (counts["active"], counts["waiting"]) == (0, 3)
+    assert await queue._ctx.call("release_claim", ["cfeed"]) == []  # nothing left under it
+
+    # the claim no longer finishes them; no attempt was used; they run first, in their order
+    rows = [(job[0], "cfeed", "c", pack(None), "1", -1) for job in taken]
+    _, _, statuses, _, _, _ = await queue._ctx.call("take", ["30000", "0", encode_finished(rows), ""])
+    assert statuses == [0, 0]
+    for job in first[:2]:
+        fresh = await queue.get_job(job.id)
+        assert fresh is not None and fresh.attempts_made == 0 and await fresh.get_state() == "waiting"
+    now_ms, _, _, records, _, _ = await queue._ctx.call("take", ["30000", "3", "", ""])
+    assert [job[0] for job in decode_active(records, now_ms)] == [first[0].id, first[1].id, first[2].id]
+
+
+async def test_closing_a_worker_whose_wait_reply_is_lost_hands_the_job_back(
+    server: EmbeddedValkey, queue: glidemq.Queue, raw: Any, qname: str
+) -> None:
+    """The take behind the wait ran (the job is active) but its reply never arrived: closing
+    the worker hands the job back at once, rather than leaving it to the stall check."""
+    ran: list[str] = []
+    with TcpProxy(server.host, server.port) as proxy:
+        worker = glidemq.Worker(qname, lambda job: ran.append(job.id), connection=proxy.url, concurrency=2)
+        async with worker:
+            await waiting_on_the_marker(raw)
+            assert proxy.blocking_connections == 1
+            proxy.swallow_blocking_replies = True
+            job = await queue.add("lost", {"n": 1})
+            await wait_until(lambda: in_state(job, "active"), timeout=10)
+            await asyncio.sleep(0.2)  # the reply would have arrived by now
+            assert ran == []
+        # closed: the wait's outcome was unknown, so its claim was released
+        assert await job.get_state() == "waiting"
+        fresh = await queue.get_job(job.id)
+        assert fresh is not None and fresh.attempts_made == 0
+        assert (await queue.get_job_counts())["active"] == 0
+    async with glidemq.Worker(qname, lambda job: ran.append(job.id), connection=queue._ctx.connection):
+        await wait_until(lambda: in_state(job, "completed"), timeout=10)
+    assert ran == [job.id]
