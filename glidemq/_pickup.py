@@ -87,6 +87,12 @@ class Pickup:
         released: list[bytes] = await self._ctx.call("release_claim", [claim])
         return [job_id.decode() for job_id in released]
 
+    async def interrupt(self) -> None:
+        """Ends a wait under way (its take, if it ran, is handed back as lost) and starts the
+        next wait on a new connection."""
+        client, self.client = self.client, Client(self.client.connection, name=self.client.name)
+        await client.close()
+
     async def close(self) -> None:
         """Closes the connection; a wait under way ends at once."""
         await self.client.close()

@@ -245,6 +245,8 @@ class Worker:
         """Stops this worker from starting new jobs; active ones finish."""
         self._paused = True
         self._release_ready()
+        if self._running:
+            await self._pickup.interrupt()  # a wait under way must not take jobs any more
 
     async def resume(self) -> None:
         """Lets this worker start jobs again."""

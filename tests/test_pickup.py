@@ -11,7 +11,7 @@ from glidemq._codec import decode_active, encode_finished, pack
 from glidemq.testing import EmbeddedValkey
 
 from .tcp_proxy import TcpProxy
-from .worker_helpers import wait_until
+from .worker_helpers import replay_events, wait_until
 
 
 async def connections(raw: Any) -> dict[str, dict[str, str]]:
@@ -139,5 +139,22 @@ async def test_closing_a_worker_whose_wait_reply_is_lost_hands_the_job_back(
         assert fresh is not None and fresh.attempts_made == 0
         assert (await queue.get_job_counts())["active"] == 0
     async with glidemq.Worker(qname, lambda job: ran.append(job.id), connection=queue._ctx.connection):
+        await wait_until(lambda: in_state(job, "completed"), timeout=10)
+    assert ran == [job.id]
+
+
+async def test_pausing_an_idle_worker_ends_its_wait_before_it_can_take_a_job(
+    queue: glidemq.Queue, raw: Any, url: str, qname: str
+) -> None:
+    ran: list[str] = []
+    worker = glidemq.Worker(qname, lambda job: ran.append(job.id), connection=url)
+    async with worker:
+        await waiting_on_the_marker(raw)
+        await worker.pause()
+        job = await queue.add("later", None)
+        await asyncio.sleep(0.5)
+        assert await job.get_state() == "waiting"
+        assert not [e for e in await replay_events(url, qname) if e.event == "active"]
+        await worker.resume()
         await wait_until(lambda: in_state(job, "completed"), timeout=10)
     assert ran == [job.id]
