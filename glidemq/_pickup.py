@@ -54,8 +54,9 @@ class Pickup:
     async def wait(self, timeout: float, want: int) -> Wakeup:
         """Waits up to ``timeout`` seconds for the marker, then takes up to ``want`` jobs."""
         claim = "c" + secrets.token_hex(8)  # fresh per wait: a lease it names is this wait's
+        client = self.client
         try:
-            glide = await self.client.raw()
+            glide = await client.raw()
         except GlideMQError as exc:
             return Wakeup(error=exc)
         cluster = isinstance(glide, GlideClusterClient)
@@ -70,7 +71,9 @@ class Pickup:
             else:
                 replies = await glide.exec(batch, raise_on_error=False, options=BatchOptions(timeout=reply_ms))
         except Exception as exc:  # noqa: BLE001 - any client failure: the take may have run
-            return Wakeup(error=GlideMQError(f"waiting for jobs failed: {exc}"), claim=claim, lost=True)
+            # interrupt() ended it on purpose: nothing to report
+            error = None if client is not self.client else GlideMQError(f"waiting for jobs failed: {exc}")
+            return Wakeup(error=error, claim=claim, lost=True)
         if not replies or len(replies) != 2:
             unexpected = GlideMQError(f"waiting for jobs: unexpected reply {replies!r}")
             return Wakeup(error=unexpected, claim=claim, lost=True)

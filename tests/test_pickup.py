@@ -147,7 +147,9 @@ async def test_pausing_an_idle_worker_ends_its_wait_before_it_can_take_a_job(
     queue: glidemq.Queue, raw: Any, url: str, qname: str
 ) -> None:
     ran: list[str] = []
+    errors: list[BaseException] = []
     worker = glidemq.Worker(qname, lambda job: ran.append(job.id), connection=url)
+    worker.on("error", errors.append)
     async with worker:
         await waiting_on_the_marker(raw)
         await worker.pause()
@@ -158,3 +160,4 @@ async def test_pausing_an_idle_worker_ends_its_wait_before_it_can_take_a_job(
         await worker.resume()
         await wait_until(lambda: in_state(job, "completed"), timeout=10)
     assert ran == [job.id]
+    assert errors == []  # ending the wait is no error
