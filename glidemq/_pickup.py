@@ -21,7 +21,6 @@ from glide import Batch, BatchOptions, ClusterBatch, ClusterBatchOptions, GlideC
 
 from ._client import Client
 from ._context import QueueContext
-from .connection import Connection
 from .errors import GlideMQError
 from .functions import call_keys, function_name
 
@@ -45,9 +44,9 @@ class Wakeup:
 class Pickup:
     """The blocking connection of one worker, and the waits it makes on it."""
 
-    def __init__(self, ctx: QueueContext, connection: Connection, lock_ms: str, take_options: bytes) -> None:
+    def __init__(self, ctx: QueueContext, lock_ms: str, take_options: bytes) -> None:
         self._ctx = ctx
-        self.client = Client(connection, name="glidemq-worker-blocking")
+        self.client = Client(ctx.connection, name="glidemq-worker-blocking")
         self._lock_ms = lock_ms
         self._take_options = take_options
 

@@ -116,7 +116,7 @@ class Worker:
         self._events = EventEmitter()
         self._schedulers = SchedulerKeeper(self._ctx, lambda exc: self._events.emit_soon("error", exc))
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
-        self._pickup = Pickup(self._ctx, self._ctx.connection, self._lock_ms, self._take_options)
+        self._pickup = Pickup(self._ctx, self._lock_ms, self._take_options)
         self.max_in_flight = 2
         self._active: dict[str, Job] = {}  # every job this worker holds a lease on
         self._ready: deque[Job] = deque()  # prefetched, not started yet
