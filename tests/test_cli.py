@@ -176,6 +176,39 @@ async def test_sigterm_lets_the_active_job_finish_then_exits_0(
     assert await job.wait_until_finished(timeout=1) == "slept"
 
 
+TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+
+
+def signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    """Sends ``signum`` to one of ``pid``'s threads other than its main thread (tgkill), as the
+    kernel may do with a signal sent to the process."""
+    import ctypes
+
+    others = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+    assert others, "the worker runs more than one thread"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(TGKILL, pid, others[0], signum) == 0, os.strerror(ctypes.get_errno())
+
+
+@pytest.mark.skipif(TGKILL is None or not sys.platform.startswith("linux"), reason="tgkill: Linux x86_64/aarch64")
+@pytest.mark.parametrize("processor", ["slow", "slow_sync"])
+async def test_a_signal_another_thread_receives_still_stops_the_worker(
+    url: str, qname: str, queue: glidemq.Queue, processor: str
+) -> None:
+    proc = spawn("worker", f"cli_app:{processor}", "--queue", qname, "--url", url)
+    try:
+        job = await queue.add("slow", {"sleep": 1})
+        await wait_state(job, "active")
+        signal_a_thread_other_than_main(proc.pid, signal.SIGTERM)
+        code, _, err = await wait_exit(proc, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    assert "SIGTERM: finishing active jobs" in err
+    assert await job.get_state() == "completed"
+
+
 @pytest.mark.parametrize("processor", ["slow", "slow_sync"])
 async def test_second_sigint_forces_and_the_job_goes_back_to_waiting(
     url: str, qname: str, queue: glidemq.Queue, processor: str

@@ -21,6 +21,20 @@ from ..errors import GlideMQError
 T = TypeVar("T")
 
 
+# How often a thread waiting for the loop wakes. Python runs signal handlers (Ctrl-C's
+# KeyboardInterrupt too) on the main thread only, and a main thread blocked on a lock does not
+# wake for a signal the kernel delivered to another of the process's threads (the loop
+# thread, valkey-glide's): waking now and then lets such a signal's handler run within this long.
+SIGNAL_POLL = 0.1
+
+
+def result_of(future: concurrent.futures.Future[T]) -> T:
+    """``future.result()``, waking every SIGNAL_POLL seconds so that signals are handled."""
+    while not future.done():
+        concurrent.futures.wait((future,), timeout=SIGNAL_POLL)
+    return future.result()
+
+
 class Portal:
     """An event loop running in a daemon thread, and the way to run coroutines on it."""
 
@@ -48,7 +62,7 @@ class Portal:
         """Runs ``coro`` on the loop and returns its result (or raises its error) here."""
         future = self.submit(coro)
         try:
-            return future.result()
+            return result_of(future)
         except BaseException:
             future.cancel()  # interrupted (KeyboardInterrupt): do not leave the call running
             raise

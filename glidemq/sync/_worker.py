@@ -19,7 +19,7 @@ from ..errors import InvalidArgumentError
 from ..job import Job as AsyncJob
 from ..worker import Worker as AsyncWorker
 from ._job import Job, wrap_jobs
-from ._portal import portal
+from ._portal import portal, result_of
 from ._processes import JobSnapshot, ProcessSlots
 
 log = logging.getLogger("glidemq")
@@ -151,7 +151,7 @@ class Worker:
         try:
             self.start()
             assert self._running is not None
-            self._running.result()
+            result_of(self._running)  # wakes now and then, so a signal is handled (see result_of)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
