@@ -30,9 +30,12 @@ SIGNAL_POLL = 0.1
 
 def result_of(future: concurrent.futures.Future[T]) -> T:
     """``future.result()``, waking every SIGNAL_POLL seconds so that signals are handled."""
-    while not future.done():
-        concurrent.futures.wait((future,), timeout=SIGNAL_POLL)
-    return future.result()
+    while True:
+        try:
+            return future.result(timeout=SIGNAL_POLL)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the call's own TimeoutError, or it ended just after the poll's
+                return future.result()
 
 
 class Portal:
