@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,22 @@ async def wait_state(job: glidemq.Job, state: str, timeout: float = 15) -> None:
     while (current := await job.get_state()) != state:
         assert time.monotonic() < deadline, f"job {job.id} stayed {current!r}, expected {state!r}"
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def worker_on_a_slow_job(
+    queue: glidemq.Queue, url: str, processor: str, sleep: float, **env: str
+) -> AsyncIterator[tuple[subprocess.Popen[str], glidemq.Job]]:
+    """A CLI worker running ``processor`` on a job that sleeps ``sleep`` s, once the job is
+    active; the worker is killed on the way out if it is still running."""
+    proc = spawn("worker", f"cli_app:{processor}", "--queue", queue.name, "--url", url, **env)
+    try:
+        job = await queue.add("slow", {"sleep": sleep})
+        await wait_state(job, "active")
+        yield proc, job
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def parse_stats(stdout: str) -> dict[str, str]:
@@ -160,17 +178,11 @@ async def test_worker_burst_on_an_empty_queue_exits_at_once(url: str, qname: str
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
 @pytest.mark.parametrize("processor", ["slow", "slow_sync"])
 async def test_sigterm_lets_the_active_job_finish_then_exits_0(
-    url: str, qname: str, queue: glidemq.Queue, processor: str, loop: str
+    url: str, queue: glidemq.Queue, processor: str, loop: str
 ) -> None:
-    proc = spawn("worker", f"cli_app:{processor}", "--queue", qname, "--url", url, GLIDEMQ_LOOP=loop)
-    try:
-        job = await queue.add("slow", {"sleep": 2})
-        await wait_state(job, "active")
+    async with worker_on_a_slow_job(queue, url, processor, 2, GLIDEMQ_LOOP=loop) as (proc, job):
         proc.send_signal(signal.SIGTERM)
         code, _, err = await wait_exit(proc, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert code == 0, err
     assert await job.get_state() == "completed"
     assert await job.wait_until_finished(timeout=1) == "slept"
@@ -193,17 +205,11 @@ def signal_a_thread_other_than_main(pid: int, signum: int) -> None:
 @pytest.mark.skipif(TGKILL is None or not sys.platform.startswith("linux"), reason="tgkill: Linux x86_64/aarch64")
 @pytest.mark.parametrize("processor", ["slow", "slow_sync"])
 async def test_a_signal_another_thread_receives_still_stops_the_worker(
-    url: str, qname: str, queue: glidemq.Queue, processor: str
+    url: str, queue: glidemq.Queue, processor: str
 ) -> None:
-    proc = spawn("worker", f"cli_app:{processor}", "--queue", qname, "--url", url)
-    try:
-        job = await queue.add("slow", {"sleep": 1})
-        await wait_state(job, "active")
+    async with worker_on_a_slow_job(queue, url, processor, 1) as (proc, job):
         signal_a_thread_other_than_main(proc.pid, signal.SIGTERM)
         code, _, err = await wait_exit(proc, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert code == 0, err
     assert "SIGTERM: finishing active jobs" in err
     assert await job.get_state() == "completed"
@@ -211,21 +217,15 @@ async def test_a_signal_another_thread_receives_still_stops_the_worker(
 
 @pytest.mark.parametrize("processor", ["slow", "slow_sync"])
 async def test_second_sigint_forces_and_the_job_goes_back_to_waiting(
-    url: str, qname: str, queue: glidemq.Queue, processor: str
+    url: str, queue: glidemq.Queue, processor: str
 ) -> None:
-    proc = spawn("worker", f"cli_app:{processor}", "--queue", qname, "--url", url)
-    try:
-        job = await queue.add("slow", {"sleep": 120})
-        await wait_state(job, "active")
+    async with worker_on_a_slow_job(queue, url, processor, 120) as (proc, job):
         proc.send_signal(signal.SIGINT)
         await asyncio.sleep(0.5)
         assert proc.poll() is None, "the first signal must wait for the active job"
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         code, _, err = await wait_exit(proc, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert time.monotonic() - started < 10
     assert code == 0, err
     assert await job.get_state() == "waiting"
