@@ -175,9 +175,30 @@ def hash_to_dict(flat: list[bytes]) -> dict[str, bytes]:
 
 
 def encode_finished(entries: list[tuple[Any, ...]]) -> bytes:
-    """Packs finished jobs for ``take``: (id, token, kind, payload, attempts_made, keep) for a
-    completion, followed by (extra, retry_ms, priority) for a failure or a release."""
+    """Packs finished jobs for ``take``: each entry (id, token, kind, payload, attempts_made,
+    keep) for a completion, followed by (extra, retry_ms, priority) for a failure or a release.
+
+    Entries in a row with the same token, keep and kind share one group: token, keep, kind,
+    count, then id, attempts_made, payload (and extra, retry_ms, priority) of each, so a
+    batch of completions costs the server three values per job."""
     if not entries:
         return b""
-    packed: bytes = _packb([list(entry) for entry in entries], use_bin_type=False)
+    flat: list[Any] = []
+    group: tuple[Any, Any, Any] | None = None
+    count_at = 0
+    for entry in entries:
+        if not isinstance(entry, (tuple, list)) or len(entry) < 6:
+            raise TypeError(f"a finished entry must be a tuple of 6 or 9 fields, not {entry!r}")
+        job_id, token, kind, payload, attempts_made, keep = entry[0], entry[1], entry[2], entry[3], entry[4], entry[5]
+        if len(entry) != (6 if kind == "c" else 9):
+            raise ValueError(f"a finished entry of kind {kind!r} with {len(entry)} fields")
+        if (token, keep, kind) != group:
+            group = (token, keep, kind)
+            count_at = len(flat) + 3
+            flat += (token, keep, kind, 0)
+        flat[count_at] += 1
+        flat += (job_id, attempts_made, payload)
+        if kind != "c":
+            flat += entry[6:9]
+    packed: bytes = _packb(flat, use_bin_type=False)
     return packed

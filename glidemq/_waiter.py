@@ -33,16 +33,24 @@ class RawEvent:
 def split_entry(stream_id: str, pairs: list[list[bytes]]) -> list[RawEvent]:
     """Splits one stream entry into its events.
 
-    An entry holds every event of one library call: a field ``b`` with msgpack
-    ``[name, [id, <job id>, key, value, ..., id, <job id>, ...], name, [...], ...]``. Entries
-    written by earlier library versions hold one event name each (``e <name> id <id> ...``).
+    An entry holds every event of one library call: a field ``c`` with msgpack
+    ``[name, keys, [<job id>, value, ..., <job id>, value, ...], name, keys, [...], ...]``, where
+    ``keys`` names the values that follow each job id (``b"k1,k2"``, empty for none). Entries
+    of earlier library versions hold a field ``b`` (``[name, [id, <job id>, key, value, ...],
+    ...]``) or one event each (``e <name> id <id> ...``).
     """
     if not pairs:
         return []
     key, value = pairs[0]
-    if key == b"b":
+    if key == b"c":
         batch = msgpack.unpackb(value, raw=True)
         events: list[RawEvent] = []
+        for i in range(0, len(batch) - 2, 3):
+            events += _keyed_events(stream_id, batch[i].decode(), batch[i + 1], batch[i + 2])
+        return events
+    if key == b"b":
+        batch = msgpack.unpackb(value, raw=True)
+        events = []
         for i in range(0, len(batch) - 1, 2):
             events += _events_of(stream_id, batch[i].decode(), batch[i + 1])
         return events
@@ -51,15 +59,29 @@ def split_entry(stream_id: str, pairs: list[list[bytes]]) -> list[RawEvent]:
     return []
 
 
+def _text(value: Any) -> bytes:
+    """A value as the bytes of its text (numbers travel as msgpack numbers)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _keyed_events(stream_id: str, name: str, keys: bytes, flat: list[Any]) -> list[RawEvent]:
+    """Events of one name from ``[<job id>, value, ..., <job id>, value, ...]``."""
+    names = [key.decode() for key in keys.split(b",")] if keys else []
+    stride = len(names) + 1
+    events = []
+    for i in range(0, len(flat) - stride + 1, stride):
+        fields = dict(zip(names, map(_text, flat[i + 1 : i + stride]), strict=True))
+        events.append(RawEvent(stream_id, name, _text(flat[i]).decode(), fields))
+    return events
+
+
 def _events_of(stream_id: str, name: str, flat: list[Any]) -> list[RawEvent]:
     """Events of one name from ``[id, <job id>, key, value, ..., id, <job id>, ...]``."""
     events: list[RawEvent] = []
     job_id: str | None = None
     fields: dict[str, bytes] = {}
     for i in range(0, len(flat) - 1, 2):
-        key, value = flat[i], flat[i + 1]
-        if not isinstance(value, bytes):  # numbers travel as msgpack numbers
-            value = str(value).encode()
+        key, value = flat[i], _text(flat[i + 1])
         if key == b"id":
             if job_id is not None:
                 events.append(RawEvent(stream_id, name, job_id, fields))

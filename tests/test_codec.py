@@ -15,6 +15,7 @@ import decimal
 import enum
 import importlib.machinery
 import inspect
+import itertools
 import math
 import os
 import re
@@ -658,10 +659,43 @@ def test_encode_finished(entries: list[tuple[Any, ...]]) -> None:
     assert kind == "returns"
     packed = _pure.encode_finished(entries)
     if entries:
-        wire = [[field.encode() if isinstance(field, str) else field for field in entry] for entry in entries]
-        assert msgpack.unpackb(packed, raw=True) == wire  # str and bytes both travel as msgpack str
+        wire = [tuple(field.encode() if isinstance(field, str) else field for field in entry) for entry in entries]
+        flat = msgpack.unpackb(packed, raw=True)  # str and bytes both travel as msgpack str
+        assert ungroup(flat) == wire
+        runs = 1 + sum(1 for a, b in itertools.pairwise(wire) if (a[1], a[5], a[2]) != (b[1], b[5], b[2]))
+        assert len(groups(flat)) == runs  # one group per run of entries sharing token, keep, kind
     else:
         assert packed == b""
+
+
+def groups(flat: list[Any]) -> list[tuple[Any, Any, Any, list[list[Any]]]]:
+    """The groups of an encoded finished batch: (token, keep, kind, rows)."""
+    out, i = [], 0
+    while i < len(flat):
+        token, keep, kind, count = flat[i : i + 4]
+        i += 4
+        width = 3 if kind == b"c" else 6
+        out.append((token, keep, kind, [flat[i + k * width : i + (k + 1) * width] for k in range(count)]))
+        i += count * width
+    assert i == len(flat)
+    return out
+
+
+def ungroup(flat: list[Any]) -> list[tuple[Any, ...]]:
+    """The entries an encoded finished batch was made of."""
+    return [
+        (row[0], token, kind, row[2], row[1], keep, *row[3:])
+        for token, keep, kind, rows in groups(flat)
+        for row in rows
+    ]
+
+
+@needs_compiled
+@pytest.mark.parametrize("short", [("a", "t", "f", b"r", "1", -1), ("a", "t", "c", b"r", "1", -1, b"", 0, 0)], ids=repr)
+def test_encode_finished_rejects_an_entry_of_the_wrong_width(short: tuple[Any, ...]) -> None:
+    for module in (_pure, compiled):
+        with pytest.raises(ValueError, match="finished entry"):
+            module.encode_finished([short])
 
 
 @needs_compiled

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 import glidemq
+from glidemq._waiter import RawEvent, split_entry
 from glidemq.testing import EmbeddedValkey
 
 Event = glidemq.QueueEvent
@@ -346,3 +348,21 @@ async def test_stalled_event(url: str, queue: glidemq.Queue, qname: str, tmp_pat
     assert "stalled" in names
     assert names.index("stalled") < names.index("completed")
     assert names.count("active") == 2
+
+
+def test_stream_entries_of_every_library_format_split_into_the_same_events() -> None:
+    expected = [
+        RawEvent("1-0", "added", "7", {"name": b"mail"}),
+        RawEvent("1-0", "added", "8", {"name": b"sms"}),
+        RawEvent("1-0", "failed", "7", {"failed_reason": b"boom", "attempts_made": b"2"}),
+        RawEvent("1-0", "drained", "", {}),
+    ]
+    keyed = ["added", "name", ["7", "mail", "8", "sms"], "failed", "failed_reason,attempts_made", ["7", "boom", 2],
+             "drained", "", [""]]
+    named = ["added", ["id", "7", "name", "mail", "id", "8", "name", "sms"],
+             "failed", ["id", "7", "failed_reason", "boom", "attempts_made", 2], "drained", ["id", ""]]
+    assert split_entry("1-0", [[b"c", msgpack.packb(keyed)]]) == expected
+    assert split_entry("1-0", [[b"b", msgpack.packb(named)]]) == expected
+    one_each = [[b"e", b"failed"], [b"id", b"7"], [b"failed_reason", b"boom"], [b"attempts_made", b"2"]]
+    assert split_entry("1-0", one_each) == [expected[2]]
+    assert split_entry("1-0", [[b"x", b"?"]]) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-LIBRARY_VERSION = 5
+LIBRARY_VERSION = 6
 LIBRARY_NAME = f"glidemq_{LIBRARY_VERSION}"
 
 

@@ -59,31 +59,40 @@ local function now_ms()
 end
 
 -- Events are buffered during a call and written when it ends as one stream entry with one
--- field, b: msgpack [name, [id, <job id>, field, value, ..., id, <job id>, ...], name, ...].
--- Packing them costs the server far less than one command argument per value.
+-- field, c: msgpack [name, keys, [<job id>, value, ..., <job id>, value, ...], name, ...]
+-- where keys names the values that follow each job id ("k1,k2", "" for none). Packing them
+-- costs the server far less than one command argument per value.
+local EVENT_KEYS = {
+  added = 'name', completed = 'return_value', deduplicated = 'deduplication_id', delayed = 'delay',
+  failed = 'failed_reason,attempts_made', progress = 'progress', removed = 'prev',
+}
+local EVENT_WIDTH = {  -- values per job id of each event with keys
+  added = 1, completed = 1, deduplicated = 1, delayed = 1, failed = 2, progress = 1, removed = 1,
+}
 local pending = {base = '', order = {}, lists = {}}
 
 local function begin_events(base)
   pending = {base = base, order = {}, lists = {}}
 end
 
--- An event of job `id` ('' for the queue) with up to two fields (k1 = v1, k2 = v2).
-local function emit(base, event, id, k1, v1, k2, v2)
+-- An event of job `id` ('' for the queue) with the values of its keys (EVENT_KEYS), v1 then
+-- v2 (nil written as '').
+local function emit(base, event, id, v1, v2)
   local list = pending.lists[event]
   if not list then
     list = {}
     pending.lists[event] = list
     pending.order[#pending.order + 1] = event
   end
-  local n = #list
-  list[n + 1] = 'id'
-  list[n + 2] = id
-  if k1 then
-    list[n + 3] = k1
-    list[n + 4] = v1
-    if k2 then
-      list[n + 5] = k2
-      list[n + 6] = v2
+  local n = #list + 1
+  list[n] = id
+  local width = EVENT_WIDTH[event]
+  if width then
+    if v1 == nil then v1 = '' end
+    list[n + 1] = v1
+    if width == 2 then
+      if v2 == nil then v2 = '' end
+      list[n + 2] = v2
     end
   end
 end
@@ -93,9 +102,10 @@ local function flush_events()
     local batch = {}
     for _, event in ipairs(pending.order) do
       batch[#batch + 1] = event
+      batch[#batch + 1] = EVENT_KEYS[event] or ''
       batch[#batch + 1] = pending.lists[event]
     end
-    redis.call('XADD', pending.base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'b', cmsgpack.pack(batch))
+    redis.call('XADD', pending.base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'c', cmsgpack.pack(batch))
   end
   pending = {base = '', order = {}, lists = {}}
 end
@@ -304,7 +314,7 @@ end
 local function fail_for_good(base, id, am, reason, stack, keep, now_s)
   flow_notify(base, id, 'f', reason)
   count_finished('failed')
-  emit(base, 'failed', id, 'failed_reason', reason, 'attempts_made', am)
+  emit(base, 'failed', id, reason, am)
   if dead_letters then dead_letter(base, id, am, reason, now_s) end
   finish(base, id, 'failed', keep, now_s, 's', 'failed', 'fo', now_s, 'am', am, 'fr', reason, 'st', stack)
 end
@@ -315,7 +325,7 @@ local function place(base, id, prio, front, delay, now)
   if delay > 0 then
     redis.call('HSET', jk, 's', 'delayed')
     schedule(base, id, now + delay)
-    emit(base, 'delayed', id, 'delay', now + delay)
+    emit(base, 'delayed', id, now + delay)
   else
     redis.call('HSET', jk, 's', 'waiting')
     enqueue(base, id, prio, front)
@@ -329,34 +339,56 @@ local function release(base, id, prio, delay, now)
   place(base, id, prio, true, delay, now)
 end
 
--- Finishes one activation. f = {id, token, kind, payload, attempts_made, keep, extra,
--- retry, priority}; a completion sends the first six only. kind c(omplete): payload = return
+-- Finishes one activation of job `id` leased under `token`. kind c(omplete): payload = return
 -- value; f(ail): payload = reason, extra = stack, retry = delay ms or -1 for a final failure;
 -- r(elease): retry = delay ms. attempts_made and keep (remove_on_complete/fail) come from the
 -- worker holding the lease. Returns status (0 stale, 1 completed, 2 failed, 3 retrying, 4
 -- released).
-local function finish_one(base, f, now, now_s)
-  local id = f[1]
-  if redis.call('ZREM', base .. 'active', lease(id, f[2])) == 0 then return 0 end
-  local kind, am = f[3], f[5]
+local function finish_one(base, id, token, kind, am, payload, keep, extra, retry, priority, now, now_s)
+  if redis.call('ZREM', base .. 'active', lease(id, token)) == 0 then return 0 end
   if kind == 'c' then
     count_finished('completed')
-    emit(base, 'completed', id, 'return_value', f[4])
-    flow_notify(base, id, 'c', f[4])
-    finish(base, id, 'completed', f[6], now_s, 's', 'completed', 'fo', now_s, 'am', am, 'rv', f[4])
+    emit(base, 'completed', id, payload)
+    flow_notify(base, id, 'c', payload)
+    finish(base, id, 'completed', keep, now_s, 's', 'completed', 'fo', now_s, 'am', am, 'rv', payload)
     return 1
   elseif kind == 'r' then
-    release(base, id, f[9], f[8], now)
+    release(base, id, priority, retry, now)
     return 4
   end
-  local delay = f[8]
-  if delay < 0 then
-    fail_for_good(base, id, am, f[4], f[7], f[6], now_s)
+  if retry < 0 then
+    fail_for_good(base, id, am, payload, extra, keep, now_s)
     return 2
   end
-  redis.call('HSET', base .. 'j:' .. id, 'am', am, 'fr', f[4], 'st', f[7])
-  release(base, id, f[9], delay, now)
+  redis.call('HSET', base .. 'j:' .. id, 'am', am, 'fr', payload, 'st', extra)
+  release(base, id, priority, retry, now)
   return 3
+end
+
+-- Finishes the jobs of a take's `finished` argument: a flat msgpack array of groups, each
+-- token, keep, kind, count and `count` rows of that lease token, keep and kind: id,
+-- attempts_made, payload for a completion, followed by extra, retry, priority for a failure
+-- or a release. Returns the status of each row, in order.
+local function finish_all(base, rows, now, now_s)
+  local results, i, n = {}, 1, #rows
+  while i <= n do
+    local token, keep, kind, count = rows[i], rows[i + 1], rows[i + 2], rows[i + 3]
+    i = i + 4
+    if kind == 'c' then
+      for _ = 1, count do
+        results[#results + 1] = finish_one(base, rows[i], token, 'c', rows[i + 1], rows[i + 2], keep, nil, nil, nil,
+          now, now_s)
+        i = i + 3
+      end
+    else
+      for _ = 1, count do
+        results[#results + 1] = finish_one(base, rows[i], token, kind, rows[i + 1], rows[i + 2], keep, rows[i + 3],
+          rows[i + 4], rows[i + 5], now, now_s)
+        i = i + 6
+      end
+    end
+  end
+  return results
 end
 
 local function promote_due(base, now)
@@ -462,13 +494,13 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter, claim)
 end
 
 -- take(lock_ms, want, finished, options[, claim]): finishes a batch of jobs and activates
--- the next ones in one call. `finished` is a msgpack array of rows as finish_one takes them
--- ('' for none). `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms}
--- of the worker. `claim`: a token the worker made up (random, never reused, without ':') to
--- lease the jobs under, so that it can hand them back with release_claim when it never got
--- the reply (a take sent behind a blocking wait whose connection closed). Returns {now, next_delay_ms, {status} * n, the activated jobs (see
--- activate) as msgpack ('' for none), ms until the rate limit lets jobs start (0: not
--- limited), flow notifications written}.
+-- the next ones in one call. `finished`: the jobs to finish (see finish_all; '' for none).
+-- `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms} of the worker.
+-- `claim`: a token the worker made up (random, never reused, without ':') to lease the jobs
+-- under, so that it can hand them back with release_claim when it never got the reply (a
+-- take sent behind a blocking wait whose connection closed). Returns {now, next_delay_ms,
+-- {status} * n, the activated jobs (see activate) as msgpack ('' for none), ms until the rate
+-- limit lets jobs start (0: not limited), flow notifications written}.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
@@ -485,9 +517,7 @@ local function take(keys, args)
   has_children = meta[6] == '1'
   local results = {}
   if args[3] ~= '' then
-    for i, f in ipairs(cmsgpack.unpack(args[3])) do
-      results[i] = finish_one(base, f, now, now_s)
-    end
+    results = finish_all(base, cmsgpack.unpack(args[3]), now, now_s)
     -- a job ending frees a slot of the global concurrency: wake workers waiting for one
     if meta[4] and any_waiting(base) then wake(base) end
   end
@@ -530,7 +560,7 @@ local function deduplicated(base, holder, j, ext, now)
     -- woken also for a new delay: a worker may be sleeping until the old, later due time
     place(base, holder, tonumber(f[1] or '0'), f[2] == '1', tonumber(j[4]), now)
   end
-  emit(base, 'deduplicated', holder, 'deduplication_id', ext.di)
+  emit(base, 'deduplicated', holder, ext.di)
 end
 
 -- New jobs of one add call bound for the tail of the wait list, pushed there together.
@@ -576,10 +606,10 @@ local function add_one(base, j, now, now_s, trace, auto_id, tail)
     fields[#fields + 1] = trace
   end
   redis.call('HSET', base .. 'j:' .. id, unpack(fields))
-  emit(base, 'added', id, 'name', j[2])
+  emit(base, 'added', id, j[2])
   if delay > 0 then
     schedule(base, id, now + delay)
-    emit(base, 'delayed', id, 'delay', now + delay)
+    emit(base, 'delayed', id, now + delay)
   elseif prio == 0 and lifo ~= '1' then
     tail[#tail + 1] = id
   else
@@ -802,7 +832,7 @@ local function remove(keys, args)
   unlink(base, id, state)
   release_dedup(base, id)
   delete_job(base, id)
-  emit(base, 'removed', id, 'prev', state)
+  emit(base, 'removed', id, state)
   if outbox_added > 0 then return 2 end  -- flow_: a parent was notified
   return 1
 end
@@ -848,7 +878,7 @@ local function clean(keys, args)
     if t < cutoff and #out - 1 < limit then
       unlink(base, id, state)
       delete_job(base, id)
-      emit(base, 'removed', id, 'prev', state)
+      emit(base, 'removed', id, state)
       out[#out + 1] = id
     else
       kept = kept + 1
@@ -910,7 +940,7 @@ local function progress(keys, args)
   if redis.call('EXISTS', jk) == 0 then return 0 end
   if args[2] ~= '' and not redis.call('ZSCORE', base .. 'active', lease(args[1], args[2])) then return 0 end
   redis.call('HSET', jk, 'pg', args[3])
-  emit(base, 'progress', args[1], 'progress', args[3])
+  emit(base, 'progress', args[1], args[3])
   return 1
 end
 
@@ -961,10 +991,10 @@ local function create_iteration(base, sid, template, slot, now)
   if delay > 0 then state = 'delayed' end
   local fields = job_fields(j, ms_text(now), state)
   redis.call('HSET', jk, unpack(fields))
-  emit(base, 'added', id, 'name', j[2])
+  emit(base, 'added', id, j[2])
   if delay > 0 then
     schedule(base, id, slot)
-    emit(base, 'delayed', id, 'delay', slot)
+    emit(base, 'delayed', id, slot)
   else
     enqueue(base, id, tonumber(j[5]), j[9] == '1')
   end
@@ -1033,7 +1063,7 @@ local function sched_drop_pending(base, sid, h)
   if state == 'delayed' or state == 'waiting' then
     unlink(base, id, state)
     delete_job(base, id)
-    emit(base, 'removed', id, 'prev', state)
+    emit(base, 'removed', id, state)
   end
 end
 
@@ -1326,12 +1356,12 @@ local function flow_add(keys, args)
         fields[#fields + 1] = '1'
       end
       redis.call('HSET', jk, unpack(fields))
-      emit(base, 'added', id, 'name', j[2])
+      emit(base, 'added', id, j[2])
       if #j > 13 then
         flow_wait_children(base, id, j, now)
       elseif delay > 0 then
         schedule(base, id, now + delay)
-        emit(base, 'delayed', id, 'delay', now + delay)
+        emit(base, 'delayed', id, now + delay)
       else
         enqueue(base, id, tonumber(j[5]), j[9] == '1')
       end
