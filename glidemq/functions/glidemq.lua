@@ -642,13 +642,22 @@ local function add(keys, args)
   local next_id = 0
   if auto > 0 then next_id = redis.call('INCRBY', base .. 'id', digits(auto)) - auto end
   local tail = {}
+  local job_key = base .. 'j:'
   for i, j in ipairs(rows) do
     local auto_id = nil
     if j[1] == '' then
       next_id = next_id + 1
       auto_id = digits(next_id)
     end
-    local id, created = add_one(base, j, now, now_s, traces and traces[i] or '', auto_id, tail)
+    local id, created = auto_id, 1
+    if auto_id and j[4] == nil and not traces then
+      -- the common case, a new id and every option at its default, without add_one's checks
+      redis.call('HSET', job_key .. id, 'n', j[2], 'd', j[3], 'ts', now_s, 's', 'waiting')
+      emit(base, 'added', id, j[2])
+      tail[#tail + 1] = id
+    else
+      id, created = add_one(base, j, now, now_s, traces and traces[i] or '', auto_id, tail)
+    end
     if created == 1 then woke = true end
     out[#out + 1] = id
     out[#out + 1] = created
