@@ -52,6 +52,23 @@ async def test_fields_of_a_completed_job(url: str, queue: glidemq.Queue, qname: 
     assert abs(done.finished_on - time.time()) < 30, "epoch seconds, not milliseconds"
 
 
+async def test_a_return_value_of_none_reads_back_as_none(
+    url: str, queue: glidemq.Queue, qname: str, raw: GlideClient
+) -> None:
+    def work(job: glidemq.Job) -> Any:
+        return None if job.name == "none" else 0
+
+    none, zero = await queue.add("none", 1), await queue.add("zero", 2)
+    async with glidemq.Worker(qname, work, connection=url):
+        assert await none.wait_until_finished(timeout=10) is None
+        assert await zero.wait_until_finished(timeout=10) == 0
+    assert await raw.hget(f"glidemq:{{{qname}}}:j:{none.id}", "rv") is None, "None is the default: not stored"
+    assert await raw.hget(f"glidemq:{{{qname}}}:j:{zero.id}", "rv") is not None
+    fetched = await queue.get_job(none.id)
+    assert fetched is not None and fetched.return_value is None and await fetched.get_state() == "completed"
+    assert await fetched.wait_until_finished(timeout=5) is None, "read from the hash of a finished job"
+
+
 async def test_fields_of_a_failed_job(url: str, queue: glidemq.Queue, qname: str) -> None:
     job = await queue.add("refuse", None, attempts=2)
     async with glidemq.Worker(qname, failing_processor, connection=url):

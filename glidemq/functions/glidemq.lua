@@ -7,6 +7,7 @@ local EVENTS_MAXLEN = '10000'
 local PRIO_SHIFT = 2147483648      -- 2^31: priority * 2^31 + sequence stays below 2^53
 local DELAY_SHIFT = 4096           -- delayed score: due_ms * 4096 + sequence
 local STALLED_REASON = 'job stalled more than allowable limit'
+local PACKED_NIL = '\192'  -- msgpack nil: what a processor returning None sends
 -- Job hash fields left at their default are not stored (every argument and reply element
 -- of a command costs the server allocations); readers fill the defaults in.
 local OPTIONAL_FIELDS = {{'dl', 4, '0'}, {'p', 5, '0'}, {'at', 6, '1'}, {'bo', 7, ''}, {'to', 8, '0'}, {'lf', 9, '0'},
@@ -350,7 +351,11 @@ local function finish_one(base, id, token, kind, am, payload, keep, extra, retry
     count_finished('completed')
     emit(base, 'completed', id, payload)
     flow_notify(base, id, 'c', payload)
-    finish(base, id, 'completed', keep, now_s, 's', 'completed', 'fo', now_s, 'am', am, 'rv', payload)
+    if payload == PACKED_NIL then  -- a return value of None is not stored (readers default to it)
+      finish(base, id, 'completed', keep, now_s, 's', 'completed', 'fo', now_s, 'am', am)
+    else
+      finish(base, id, 'completed', keep, now_s, 's', 'completed', 'fo', now_s, 'am', am, 'rv', payload)
+    end
     return 1
   elseif kind == 'r' then
     release(base, id, priority, retry, now)
