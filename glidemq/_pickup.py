@@ -5,7 +5,8 @@ dedicated connection, a ``take`` for its free slots. The server runs the take th
 the wait ends, so a job added to an idle queue reaches the worker in one trip from the
 server instead of a wake-up followed by a round trip.
 
-The take leases its jobs under a claim the worker makes up. When the reply never arrives
+The take leases its jobs under a claim the worker makes up (as every take of the worker
+does: see ``claim_tokens``). When the reply never arrives
 (``Worker.close()`` closes the connection mid-wait, or it drops), the worker cannot tell
 whether the take ran, so it calls ``release_claim``: jobs leased under the claim go back to
 the front of the queue at once, instead of waiting out their lease for the stall check.
@@ -13,7 +14,9 @@ the front of the queue at once, instead of waiting out their lease for the stall
 
 from __future__ import annotations
 
+import itertools
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,15 @@ from .functions import call_keys, function_name
 
 # the client waits this much longer than the server-side timeout of the wait
 REPLY_MARGIN = 2.0
+
+
+def claim_tokens() -> Iterator[str]:
+    """Lease tokens for a worker's takes: a random prefix of the worker and a counter, so a
+    token never repeats (across workers and restarts of the server alike) and saves the
+    server making one; without ``:``, which separates a lease's job id from its token."""
+    prefix = "t" + secrets.token_hex(8)
+    for n in itertools.count():
+        yield f"{prefix}{n:x}"
 
 
 @dataclass
@@ -44,15 +56,16 @@ class Wakeup:
 class Pickup:
     """The blocking connection of one worker, and the waits it makes on it."""
 
-    def __init__(self, ctx: QueueContext, lock_ms: str, take_options: bytes) -> None:
+    def __init__(self, ctx: QueueContext, lock_ms: str, take_options: bytes, claims: Iterator[str]) -> None:
         self._ctx = ctx
+        self._claims = claims
         self.client = Client(ctx.connection, name="glidemq-worker-blocking")
         self._lock_ms = lock_ms
         self._take_options = take_options
 
     async def wait(self, timeout: float, want: int) -> Wakeup:
         """Waits up to ``timeout`` seconds for the marker, then takes up to ``want`` jobs."""
-        claim = "c" + secrets.token_hex(8)  # fresh per wait: a lease it names is this wait's
+        claim = next(self._claims)  # fresh per wait: a lease it names is this wait's
         client = self.client
         try:
             glide = await client.raw()

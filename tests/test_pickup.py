@@ -8,6 +8,7 @@ from typing import Any
 
 import glidemq
 from glidemq._codec import decode_active, encode_finished, pack
+from glidemq._pickup import claim_tokens
 from glidemq.testing import EmbeddedValkey
 
 from .tcp_proxy import TcpProxy
@@ -115,6 +116,42 @@ async def test_release_claim_hands_the_jobs_back_first_and_fences_the_claim(queu
         assert fresh is not None and fresh.attempts_made == 0 and await fresh.get_state() == "waiting"
     now_ms, _, _, records, _, _ = await queue._ctx.call("take", ["30000", "3", "", ""])
     assert [job[0] for job in decode_active(records, now_ms)] == [first[0].id, first[1].id, first[2].id]
+
+
+def test_claim_tokens_never_repeat_and_hold_no_colon() -> None:
+    first, second = claim_tokens(), claim_tokens()
+    mine = [next(first) for _ in range(5000)]
+    assert len(set(mine)) == len(mine)
+    assert all(":" not in token and "*" not in token for token in mine)
+    assert next(second) not in mine and next(second)[:17] != mine[0][:17], "a random prefix per worker"
+
+
+async def test_every_take_leases_under_a_token_its_worker_made(url: str, queue: glidemq.Queue, raw: Any) -> None:
+    release = asyncio.Event()
+
+    async def hold(job: glidemq.Job) -> None:
+        await release.wait()
+
+    await queue.add_bulk([("h", i) for i in range(4)])
+    async with (
+        glidemq.Worker(queue.name, hold, connection=url, concurrency=2),
+        glidemq.Worker(queue.name, hold, connection=url, concurrency=2),
+    ):
+        await wait_until(lambda: _active_is(queue, 4))
+        members = await raw.custom_command(["ZRANGE", f"glidemq:{{{queue.name}}}:active", "0", "-1"])
+        tokens = {m.decode().rsplit(":", 1)[1] for m in members} - {"-"}  # "-": the set's anchor
+        assert len(tokens) >= 2, "two workers never share a lease token"
+        assert all(token.startswith("t") and len(token) > 17 for token in tokens)
+        release.set()
+        await wait_until(lambda: _counts_are(queue, completed=4))
+
+
+async def _active_is(queue: glidemq.Queue, n: int) -> bool:
+    return (await queue.get_job_counts())["active"] == n
+
+
+async def _counts_are(queue: glidemq.Queue, completed: int) -> bool:
+    return (await queue.get_job_counts())["completed"] == completed
 
 
 async def test_closing_a_worker_whose_wait_reply_is_lost_hands_the_job_back(

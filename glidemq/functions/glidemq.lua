@@ -76,15 +76,22 @@ local function begin_events(base)
   pending = {base = base, order = {}, lists = {}}
 end
 
--- An event of job `id` ('' for the queue) with the values of its keys (EVENT_KEYS), v1 then
--- v2 (nil written as '').
-local function emit(base, event, id, v1, v2)
+-- The list of `event`'s values of this call, to append job ids and values to in place of
+-- emit in loops over many jobs.
+local function event_list(event)
   local list = pending.lists[event]
   if not list then
     list = {}
     pending.lists[event] = list
     pending.order[#pending.order + 1] = event
   end
+  return list
+end
+
+-- An event of job `id` ('' for the queue) with the values of its keys (EVENT_KEYS), v1 then
+-- v2 (nil written as '').
+local function emit(base, event, id, v1, v2)
+  local list = event_list(event)
   local n = #list + 1
   list[n] = id
   local width = EVENT_WIDTH[event]
@@ -370,6 +377,37 @@ local function finish_one(base, id, token, kind, am, payload, keep, extra, retry
   return 3
 end
 
+-- finish_one for `count` completions from rows[i] on, in the common case: kept without a
+-- limit, on a queue without deduplication ids or flows (has_children known false).
+local function complete_kept(base, rows, i, count, token, now_s, results)
+  local active, jbase, suffix, r, done = base .. 'active', base .. 'j:', ':' .. token, #results, 0
+  local completed, events, c, e  -- made on the first completion: a set or an event is never empty
+  for k = 1, count do
+    local id, payload = rows[i], rows[i + 2]
+    if redis.call('ZREM', active, id .. suffix) == 0 then
+      results[r + k] = 0
+    else
+      results[r + k] = 1
+      if not completed then
+        completed = finished_sets.completed or {}
+        finished_sets.completed = completed
+        events = event_list('completed')
+        c, e = #completed, #events
+      end
+      events[e + 1], events[e + 2], e = id, payload, e + 2
+      if payload == PACKED_NIL then
+        redis.call('HSET', jbase .. id, 's', 'completed', 'fo', now_s, 'am', rows[i + 1])
+      else
+        redis.call('HSET', jbase .. id, 's', 'completed', 'fo', now_s, 'am', rows[i + 1], 'rv', payload)
+      end
+      completed[c + 1], completed[c + 2], c = now_s, id, c + 2
+      done = done + 1
+    end
+    i = i + 3
+  end
+  tally.completed = tally.completed + done
+end
+
 -- Finishes the jobs of a take's `finished` argument: a flat msgpack array of groups, each
 -- token, keep, kind, count and `count` rows of that lease token, keep and kind: id,
 -- attempts_made, payload for a completion, followed by extra, retry, priority for a failure
@@ -379,7 +417,10 @@ local function finish_all(base, rows, now, now_s)
   while i <= n do
     local token, keep, kind, count = rows[i], rows[i + 1], rows[i + 2], rows[i + 3]
     i = i + 4
-    if kind == 'c' then
+    if kind == 'c' and keep < 0 and not dedup_used and not has_children then
+      complete_kept(base, rows, i, count, token, now_s, results)
+      i = i + 3 * count
+    elseif kind == 'c' then
       for _ = 1, count do
         results[#results + 1] = finish_one(base, rows[i], token, 'c', rows[i + 1], rows[i + 2], keep, nil, nil, nil,
           now, now_s)
@@ -479,14 +520,16 @@ local function activate(base, want, lock_ms, now, now_s, meta, limiter, claim)
   local token = claim or (digits(seq(base)) .. '-' .. digits(now))
   local deadline = digits(now + lock_ms)
   local out, scores = {token}, {'+inf', ACTIVE_ANCHOR}
-  for _, id in ipairs(ids) do
-    local jk = base .. 'j:' .. id
-    out[#out + 1] = id
-    out[#out + 1] = redis.call('HGETALL', jk)
+  local events = event_list('active')
+  local jbase, suffix, e = base .. 'j:', ':' .. token, #events
+  for k, id in ipairs(ids) do
+    local jk = jbase .. id
+    out[2 * k] = id
+    out[2 * k + 1] = redis.call('HGETALL', jk)
     redis.call('HSET', jk, 's', 'active', 'po', now_s)
-    scores[#scores + 1] = deadline
-    scores[#scores + 1] = lease(id, token)
-    emit(base, 'active', id)
+    scores[2 * k + 1] = deadline
+    scores[2 * k + 2] = id .. suffix  -- lease(id, token)
+    events[e + k] = id
     if string.byte(id) == 114 and string.sub(id, 1, 7) == 'repeat:' then sched_activated(base, id, now) end
   end
   call_all('ZADD', base .. 'active', scores)
@@ -503,7 +546,8 @@ end
 -- `options` ('' for none): msgpack {dead_letters '1'/'0', rate max, rate ms} of the worker.
 -- `claim`: a token the worker made up (random, never reused, without ':') to lease the jobs
 -- under, so that it can hand them back with release_claim when it never got the reply (a
--- take sent behind a blocking wait whose connection closed). Returns {now, next_delay_ms,
+-- take sent behind a blocking wait whose connection closed); workers send one with every take,
+-- which saves the server making one. Returns {now, next_delay_ms,
 -- {status} * n, the activated jobs (see activate) as msgpack ('' for none), ms until the rate
 -- limit lets jobs start (0: not limited), flow notifications written}.
 local function take(keys, args)
