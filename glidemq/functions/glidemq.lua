@@ -701,15 +701,17 @@ local function add(keys, args)
     local id, created = auto_id, 1
     if auto_id and j[4] == nil and not traces then
       -- the common case, a new id and every option at its default, without add_one's checks
-      redis.call('HSET', job_key .. id, 'n', j[2], 'd', j[3], 'ts', now_s, 's', 'waiting')
-      emit(base, 'added', id, j[2])
+      local name = j[2]
+      redis.call('HSET', job_key .. id, 'n', name, 'd', j[3], 'ts', now_s, 's', 'waiting')
+      local added = event_list('added')
+      local e = #added
+      added[e + 1], added[e + 2] = id, name
       tail[#tail + 1] = id
     else
       id, created = add_one(base, j, now, now_s, traces and traces[i] or '', auto_id, tail)
     end
     if created == 1 then woke = true end
-    out[#out + 1] = id
-    out[#out + 1] = created
+    out[2 * i], out[2 * i + 1] = id, created
   end
   push_tail(base, tail)
   if woke then wake(base) end
