@@ -118,6 +118,31 @@ async def test_release_claim_hands_the_jobs_back_first_and_fences_the_claim(queu
     assert [job[0] for job in decode_active(records, now_ms)] == [first[0].id, first[1].id, first[2].id]
 
 
+async def test_a_take_finishes_the_leases_it_holds_and_skips_the_stale_ones(url: str, queue: glidemq.Queue) -> None:
+    jobs = await queue.add_bulk([("c", i) for i in range(4)])
+    now_ms, _, _, records, _, _ = await queue._ctx.call("take", ["30000", "4", "", "", "tmine"])
+    taken = [job[0] for job in decode_active(records, now_ms)]
+    assert taken == [job.id for job in jobs]
+    rows = [
+        (taken[0], "tmine", "c", pack({"v": 0}), "1", -1),
+        (taken[1], "tother", "c", pack(1), "1", -1),  # not its lease: stale
+        (taken[2], "tmine", "c", pack(None), "1", -1),
+        (taken[3], "tmine", "c", pack(3), "1", 0),  # another group: removed on completion
+    ]
+    _, _, statuses, _, _, _ = await queue._ctx.call("take", ["30000", "0", encode_finished(rows), ""])
+    assert statuses == [1, 0, 1, 1]
+    states = [await job.get_state() for job in jobs]
+    assert states == ["completed", "active", "completed", "unknown"]
+    assert await queue._ctx.call("metrics", []) == [3, 0]
+    done = [await queue.get_job(job.id) for job in jobs[:3:2]]
+    assert [job.return_value for job in done if job] == [{"v": 0}, None]
+    assert sorted(job.id for job in await queue.get_jobs("completed")) == sorted([jobs[0].id, jobs[2].id])
+    completed = [e for e in await replay_events(url, queue.name) if e.event == "completed"]
+    assert [(e.job_id, e.data["return_value"]) for e in completed] == [
+        (jobs[0].id, {"v": 0}), (jobs[2].id, None), (jobs[3].id, 3)
+    ]
+
+
 def test_claim_tokens_never_repeat_and_hold_no_colon() -> None:
     first, second = claim_tokens(), claim_tokens()
     mine = [next(first) for _ in range(5000)]
