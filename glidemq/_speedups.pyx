@@ -3,9 +3,9 @@
 
 Every index below is checked against the length first (bounds checks are off), and every
 cast is guarded, so malformed input raises the same exception as the pure twin. The direct
-msgpack reader (``decode_active``) and writer (``encode_add_batch``) handle the shapes the
-library and the client produce and hand anything else to the general path beside them,
-which is the pure twin's code.
+msgpack readers (``decode_active``, job data in ``unpack``) and writers (``encode_add_batch``,
+``pack``) handle the shapes the library and the client produce and hand anything else to the
+general path beside them, which is the pure twin's code.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -73,6 +73,18 @@ cdef inline str _decode(object value):
 
 def pack(object value):
     """Encodes a msgpack-able value; raises SerializationError for anything else."""
+    cdef Buffer b
+    b.data, b.size, b.used = NULL, 0, 0
+    cdef bint done
+    try:
+        try:
+            done = _pack_item(&b, value, 0)
+        except Exception:  # msgpack's path below gives the pure twin's exception
+            done = False
+        if done:
+            return PyBytes_FromStringAndSize(b.data, b.used)
+    finally:
+        PyMem_Free(b.data)
     _check(value, 0)
     try:
         return _packb(value, use_bin_type=True)
@@ -84,6 +96,10 @@ cpdef object unpack(object data):
     """Decodes what ``pack`` wrote; empty or missing data is None."""
     if not data:
         return None
+    if type(data) is bytes:
+        value = _fast_unpack(<const unsigned char*>PyBytes_AS_STRING(<bytes>data), PyBytes_GET_SIZE(<bytes>data))
+        if value is not _MISS:
+            return value
     return _unpackb(data, raw=False, strict_map_key=False)
 
 
@@ -203,6 +219,121 @@ cdef bint _number(Buffer* b, object value) except -1:
         digits[k] = 45
     _raw(b, digits + k, 24 - k)
     return True
+
+
+# -- pack: a direct writer of job data ---------------------------------------------------------
+# The bytes packb(value, use_bin_type=True) writes, for values of exactly the types a job's data
+# usually holds: None, bool, int within 64 bits, float, str, bytes, list, tuple and dict with
+# str keys. Anything else (subclasses, other types, deep nesting) returns False and goes to the
+# checks and msgpack.
+
+cdef int _PACK_DEPTH = 32
+
+
+cdef int _be_write(Buffer* b, unsigned char code, unsigned long long v, int size) except -1:
+    """code, then v big-endian in size bytes."""
+    _grow(b, 1 + size)
+    cdef unsigned char* p = <unsigned char*>(b.data + b.used)
+    cdef int k
+    p[0] = code
+    for k in range(size):
+        p[size - k] = (v >> (8 * k)) & 0xff
+    b.used += 1 + size
+    return 0
+
+
+cdef int _pack_int(Buffer* b, object value) except -1:
+    """msgpack's smallest form of an int (OverflowError beyond 64 bits)."""
+    cdef unsigned long long u
+    cdef long long v
+    if value >= 0:
+        u = value
+        if u < 0x80:
+            return _be_write(b, <unsigned char>u, 0, 0)
+        if u < 0x100:
+            return _be_write(b, 0xcc, u, 1)
+        if u < 0x10000:
+            return _be_write(b, 0xcd, u, 2)
+        if u < 0x100000000:
+            return _be_write(b, 0xce, u, 4)
+        return _be_write(b, 0xcf, u, 8)
+    v = value
+    if v >= -32:
+        return _be_write(b, <unsigned char>(v & 0xff), 0, 0)
+    if v >= -128:
+        return _be_write(b, 0xd0, <unsigned long long>v, 1)
+    if v >= -32768:
+        return _be_write(b, 0xd1, <unsigned long long>v, 2)
+    if v >= -2147483648:
+        return _be_write(b, 0xd2, <unsigned long long>v, 4)
+    return _be_write(b, 0xd3, <unsigned long long>v, 8)
+
+
+cdef int _pack_bytes(Buffer* b, const char* data, Py_ssize_t n, bint text) except -1:
+    if text:
+        if n < 32:
+            _be_write(b, 0xa0 | n, 0, 0)
+        elif n < 0x100:
+            _be_write(b, 0xd9, n, 1)
+        elif n < 0x10000:
+            _be_write(b, 0xda, n, 2)
+        else:
+            _be_write(b, 0xdb, n, 4)
+    elif n < 0x100:
+        _be_write(b, 0xc4, n, 1)
+    elif n < 0x10000:
+        _be_write(b, 0xc5, n, 2)
+    else:
+        _be_write(b, 0xc6, n, 4)
+    _grow(b, n)
+    memcpy(b.data + b.used, data, n)
+    b.used += n
+    return 0
+
+
+cdef bint _pack_item(Buffer* b, object value, int depth) except -1:
+    cdef type t = type(value)
+    cdef Py_ssize_t n
+    cdef const char* text
+    cdef double f
+    cdef unsigned long long bits
+    if t is str:
+        text = PyUnicode_AsUTF8AndSize(value, &n)  # UnicodeEncodeError for surrogates
+        _pack_bytes(b, text, n, True)
+        return True
+    if t is int:
+        _pack_int(b, value)
+        return True
+    if value is None:
+        _be_write(b, 0xc0, 0, 0)
+        return True
+    if t is bool:
+        _be_write(b, 0xc3 if value else 0xc2, 0, 0)
+        return True
+    if t is float:
+        f = value
+        memcpy(&bits, &f, 8)
+        _be_write(b, 0xcb, bits, 8)
+        return True
+    if t is bytes:
+        _pack_bytes(b, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), False)
+        return True
+    if depth >= _PACK_DEPTH:
+        return False
+    if t is list or t is tuple:
+        n = len(value)
+        _head(b, n, 0x90, 16, 0xdc)
+        for item in value:
+            if not _pack_item(b, item, depth + 1):
+                return False
+        return True
+    if t is dict:
+        _head(b, len(<dict>value), 0x80, 16, 0xde)
+        for key, item in (<dict>value).items():
+            if type(key) is not str or not _pack_item(b, key, depth + 1) or not _pack_item(b, item, depth + 1):
+                return False
+        return True
+    return False
 
 
 cdef object _fast_add_batch(list jobs):
@@ -362,6 +493,150 @@ cdef object _text(const unsigned char* p, Py_ssize_t n):
     return PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
 
 
+# The direct msgpack reader of job data: msgpack.unpackb(raw=False, strict_map_key=False) for
+# nil, booleans, integers, floats, str, bin, arrays and maps with scalar keys. Anything else
+# (extension types, invalid UTF-8, deep nesting, truncated or trailing bytes) gives _MISS, and
+# the caller asks msgpack, whose result or exception is then the answer.
+cdef object _MISS = object()
+cdef int _READ_DEPTH = 32
+
+
+cdef object _fast_unpack(const unsigned char* p, Py_ssize_t n):
+    cdef Cursor c
+    c.p = p
+    c.left = n
+    value = _read(&c, 0)
+    if c.left != 0:
+        return _MISS
+    return value
+
+
+cdef inline unsigned long long _be64(const unsigned char* p, int size) noexcept:
+    cdef unsigned long long v = 0
+    cdef int k
+    for k in range(size):
+        v = (v << 8) | p[k]
+    return v
+
+
+cdef object _read(Cursor* c, int depth):
+    if c.left < 1 or depth > _READ_DEPTH:
+        return _MISS
+    cdef unsigned char b = c.p[0]
+    cdef const unsigned char* s = NULL
+    cdef Py_ssize_t n
+    cdef int size
+    if b <= 0x7f:  # positive fixint
+        _take_bytes(c, 1)
+        return <long>b
+    if b >= 0xe0:  # negative fixint
+        _take_bytes(c, 1)
+        return <long>b - 256
+    if 0xa0 <= b <= 0xbf or 0xd9 <= b <= 0xdb:
+        n = _string(c, &s)
+        if n < 0:
+            return _MISS
+        try:
+            return PyUnicode_DecodeUTF8(<const char*>s, n, NULL)
+        except UnicodeDecodeError:
+            return _MISS
+    if 0xc4 <= b <= 0xc6:
+        n = _string(c, &s)
+        return _MISS if n < 0 else PyBytes_FromStringAndSize(<const char*>s, n)
+    if 0x90 <= b <= 0x9f or b == 0xdc or b == 0xdd:
+        return _read_array(c, depth)
+    if 0x80 <= b <= 0x8f or b == 0xde or b == 0xdf:
+        return _read_map(c, depth)
+    if b == 0xc0:
+        _take_bytes(c, 1)
+        return None
+    if b == 0xc2 or b == 0xc3:
+        _take_bytes(c, 1)
+        return b == 0xc3
+    return _read_number(c, b)
+
+
+cdef object _read_number(Cursor* c, unsigned char b):
+    cdef unsigned long long u
+    cdef unsigned int u32
+    cdef float f32
+    cdef double f64
+    cdef int size
+    if b == 0xca or b == 0xcb:
+        size = 4 if b == 0xca else 8
+        if c.left < 1 + size:
+            return _MISS
+        u = _be64(c.p + 1, size)
+        _take_bytes(c, 1 + size)
+        if size == 4:
+            u32 = <unsigned int>u
+            memcpy(&f32, &u32, 4)
+            return <double>f32
+        memcpy(&f64, &u, 8)
+        return f64
+    if 0xcc <= b <= 0xd3:
+        size = 1 << ((b - 0xcc) & 3)
+        if c.left < 1 + size:
+            return _MISS
+        u = _be64(c.p + 1, size)
+        _take_bytes(c, 1 + size)
+        if b <= 0xcf:
+            return u
+        if size < 8 and u >> (8 * size - 1):  # negative: sign-extend
+            u |= ~0ULL << (8 * size)
+        return <long long>u
+    return _MISS
+
+
+cdef object _read_array(Cursor* c, int depth):
+    cdef Py_ssize_t n = _array(c), k
+    if n < 0 or n > c.left:  # every item takes a byte at least
+        return _MISS
+    cdef list out = [None] * n
+    for k in range(n):
+        item = _read(c, depth + 1)
+        if item is _MISS:
+            return _MISS
+        out[k] = item
+    return out
+
+
+cdef object _read_map(Cursor* c, int depth):
+    cdef unsigned char b = c.p[0]
+    cdef Py_ssize_t n, k
+    if b <= 0x8f:
+        n = b & 0x0f
+        _take_bytes(c, 1)
+    else:
+        size = 2 if b == 0xde else 4
+        if c.left < 1 + size:
+            return _MISS
+        n = _be(c.p + 1, size)
+        _take_bytes(c, 1 + size)
+    if n > c.left // 2:  # a key and a value take a byte at least each
+        return _MISS
+    cdef dict out = {}
+    for k in range(n):
+        key = _read(c, depth + 1)
+        if key is _MISS or type(key) is list or type(key) is dict:
+            return _MISS
+        item = _read(c, depth + 1)
+        if item is _MISS:
+            return _MISS
+        out[key] = item
+    return out
+
+
+cdef inline object _data(object view, const unsigned char* base, const unsigned char* value, Py_ssize_t vn):
+    """A job's packed data (or progress) at value: the direct reader, else msgpack's."""
+    if vn == 0:
+        return None
+    data = _fast_unpack(value, vn)
+    if data is _MISS:
+        return _unpackb(view[value - base:value - base + vn], raw=False, strict_map_key=False)
+    return data
+
+
 cdef object _fast_records(bytes blob, object now_ms):
     """The records, or None when the blob is not in the usual shape."""
     cdef Cursor c
@@ -400,13 +675,13 @@ cdef object _fast_records(bytes blob, object now_ms):
             if kn == 1 and key[0] == 110:  # n
                 name = _text(value, vn)
             elif kn == 1 and key[0] == 100:  # d
-                data = _unpackb(view[value - base:value - base + vn], raw=False, strict_map_key=False) if vn else None
+                data = _data(view, base, value, vn)
             elif kn == 1 and key[0] == 112:  # p
                 if not _digits(value, vn, &number):
                     return None
                 priority = number
             elif _is(key, kn, b"pg", 2):
-                progress = _unpackb(view[value - base:value - base + vn], raw=False, strict_map_key=False) if vn else None
+                progress = _data(view, base, value, vn)
             elif _is(key, kn, b"bo", 2):
                 backoff = _text(value, vn)
             elif _is(key, kn, b"tc", 2):

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import glidemq
@@ -347,6 +347,30 @@ def test_pack_examples(value: Any) -> None:
     same("pack", value)
 
 
+# Where msgpack moves to the next size of a form: the last value of one size and the first of
+# the next (ints; str, bytes, list and dict lengths).
+INT_EDGES = [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63, -1, -32, -33, -128, -129,
+             -32768, -32769, -(2**31), -(2**31) - 1]
+LENGTH_EDGES = [15, 16, 31, 32, 255, 256, 65535, 65536]
+
+
+@needs_compiled
+@pytest.mark.parametrize("value", INT_EDGES + [-n for n in INT_EDGES[1:10]], ids=repr)
+def test_pack_int_edges(value: int) -> None:
+    same("pack", value)
+    same("pack", [value, {"k": value}])
+    same("unpack", _pure.pack(value))
+
+
+@needs_compiled
+@pytest.mark.parametrize("n", LENGTH_EDGES)
+def test_pack_length_edges(n: int) -> None:
+    for value in ("é" * (n // 2) + "x" * (n % 2), b"\x01" * n, [1] * n, {str(k): k for k in range(n)}):
+        packed = same("pack", value)
+        assert packed[0] == "returns"
+        same("unpack", _pure.pack(value))
+
+
 @needs_compiled
 @PARITY
 @given(st.binary(max_size=64) | good_values.map(_pure.pack))
@@ -360,6 +384,57 @@ def test_unpack_any_bytes(data: bytes) -> None:
 )
 def test_unpack_examples(data: Any) -> None:
     same("unpack", data)
+
+
+# msgpack the packer never writes but a job's data may hold (written by another client): other
+# map keys, float32, bin and str forms, extension types. The compiled reader of job data reads
+# the usual ones itself and hands the rest to msgpack: both twins must give the same.
+odd_keys = st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.binary(max_size=4) | st.none() | st.booleans()
+odd_keys |= st.floats(allow_nan=False) | st.text(max_size=4) | st.tuples(st.integers())
+odd_values = st.recursive(
+    scalars | st.builds(msgpack.ExtType, st.integers(min_value=0, max_value=127), st.binary(max_size=4)),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(odd_keys, children, max_size=4),
+    max_leaves=12,
+)
+packer_options = st.fixed_dictionaries({"use_bin_type": st.booleans(), "use_single_float": st.booleans()})
+
+
+@needs_compiled
+@PARITY
+@given(odd_values, packer_options)
+def test_unpack_msgpack_of_other_writers(value: Any, options: dict[str, bool]) -> None:
+    try:
+        data = msgpack.packb(value, **options)
+    except OverflowError:  # a float beyond float32's range with use_single_float
+        reject()
+    same("unpack", data)
+
+
+def nested(depth: int) -> bytes:
+    return b"\x91" * depth + b"\x01"
+
+
+ODD_ENCODINGS = [
+    b"\xcc\x05", b"\xcd\x00\x05", b"\xce\xff\xff\xff\xff", b"\xcf" + b"\xff" * 8,  # uints, not minimal
+    b"\xd0\xff", b"\xd0\x80", b"\xd1\x80\x00", b"\xd2\x80\x00\x00\x00", b"\xd3\x80" + b"\x00" * 7,  # ints
+    b"\xd3\x7f" + b"\xff" * 7, b"\xe0", b"\xff", b"\x7f",
+    b"\xca\x3f\xc0\x00\x00", b"\xca\x7f\xc0\x00\x01", b"\xcb\x80" + b"\x00" * 7,  # floats, -0.0
+    b"\xd9\x03abc", b"\xda\x00\x01a", b"\xdb\x00\x00\x00\x01a", b"\xa2\xc3\x28", b"\xa1\xff",  # str, bad UTF-8
+    b"\xc4\x01x", b"\xc5\x00\x00", b"\xc6\x00\x00\x00\x01x",  # bin
+    b"\xdc\x00\x01\x01", b"\xdd\x00\x00\x00\x00", b"\xde\x00\x01\x01\x02", b"\xdf\x00\x00\x00\x00",
+    b"\x81\x91\x01\x02", b"\x81\x80\x02", b"\x82\x01\x02\x01\x03", b"\x81\xc0\xc3",  # odd keys, repeats
+    b"\xd4\x01\x00", b"\xd6\xff\x00\x00\x00\x01", b"\xc1", b"\x91\xc1", b"\x92\x01",  # ext, reserved, short
+    b"\x01\x02", b"\xa3ab", b"\xcd\x01", b"\xdc\xff\xff", b"\x8f", b"\xdf\xff\xff\xff\xff",  # trailing, truncated
+    nested(31), nested(32), nested(33), nested(200),  # nesting around the reader's limit and far beyond
+]
+
+
+@needs_compiled
+@pytest.mark.parametrize("data", ODD_ENCODINGS, ids=lambda data: data[:12].hex())
+def test_unpack_odd_encodings(data: bytes) -> None:
+    same("unpack", data)
+    blob = msgpack.packb([b"t", b"1", [b"d", data, b"pg", data]], use_bin_type=False)
+    same("decode_active", blob, 5)
 
 
 # -- encode_add_batch ----------------------------------------------------------------------------
