@@ -793,21 +793,57 @@ def encode_finished(object entries):
     if not entries:
         return b""
     cdef list flat = []
-    cdef object group = None
     cdef object entry, job_id, token, kind, payload, attempts_made, keep
-    cdef Py_ssize_t count_at = 0
+    cdef object group_token = None, group_keep = None, group_kind = None
+    cdef bint grouped = False
+    cdef Py_ssize_t count_at = 0, count = 0
     for entry in entries:
         if not isinstance(entry, (tuple, list)) or len(entry) < 6:
             raise TypeError(f"a finished entry must be a tuple of 6 or 9 fields, not {entry!r}")
         job_id, token, kind, payload, attempts_made, keep = entry[0], entry[1], entry[2], entry[3], entry[4], entry[5]
         if len(entry) != (6 if kind == "c" else 9):
             raise ValueError(f"a finished entry of kind {kind!r} with {len(entry)} fields")
-        if (token, keep, kind) != group:
-            group = (token, keep, kind)
-            count_at = len(flat) + 3
-            flat += (token, keep, kind, 0)
-        flat[count_at] += 1
-        flat += (job_id, attempts_made, payload)
+        # a new group unless (token, keep, kind) == the group's, compared as tuples compare
+        if not (grouped and _same(token, group_token) and _same(keep, group_keep) and _same(kind, group_kind)):
+            if grouped:
+                flat[count_at] = count
+            grouped, group_token, group_keep, group_kind = True, token, keep, kind
+            count_at, count = len(flat) + 3, 0
+            flat.append(token)
+            flat.append(keep)
+            flat.append(kind)
+            flat.append(0)
+        count += 1
+        flat.append(job_id)
+        flat.append(attempts_made)
+        flat.append(payload)
         if kind != "c":
-            flat += entry[6:9]
-    return _packb(flat, use_bin_type=False)
+            flat.append(entry[6])
+            flat.append(entry[7])
+            flat.append(entry[8])
+    flat[count_at] = count
+    try:
+        packed = _pack_flat(flat)
+    except Exception:  # msgpack gives the pure twin's exception
+        packed = None
+    return _packb(flat, use_bin_type=False) if packed is None else packed
+
+
+cdef inline bint _same(object a, object b) except -1:
+    return a is b or a == b
+
+
+cdef object _pack_flat(list flat):
+    """packb(flat, use_bin_type=False) for a list of str, bytes and int; None for other items."""
+    cdef Buffer b
+    b.data, b.size, b.used = NULL, 0, 0
+    try:
+        _head(&b, len(flat), 0x90, 16, 0xdc)
+        for item in flat:
+            if type(item) is int:
+                _pack_int(&b, item)
+            elif not _value(&b, item):
+                return None
+        return PyBytes_FromStringAndSize(b.data, b.used)
+    finally:
+        PyMem_Free(b.data)

@@ -783,6 +783,15 @@ def test_encode_finished_malformed(entries: list[Any]) -> None:
 
 
 @needs_compiled
+@pytest.mark.parametrize("n", LENGTH_EDGES)
+def test_encode_finished_length_and_int_edges(n: int) -> None:
+    text, raw = "é" * (n // 2) + "x" * (n % 2), b"\x01" * n
+    entries = [(text, "t", "c", raw, "1", value) for value in INT_EDGES]
+    entries.append(("id", text, "f", raw, str(n), -1, raw, -n, n))
+    same("encode_finished", entries)
+
+
+@needs_compiled
 @pytest.mark.parametrize("entries", [[], (), None, 0, [("a",)], [("\ud800",)]], ids=repr)
 def test_encode_finished_odd_containers(entries: Any) -> None:
     same("encode_finished", entries)
