@@ -270,21 +270,16 @@ cdef int _pack_int(Buffer* b, object value) except -1:
 
 
 cdef int _pack_bytes(Buffer* b, const char* data, Py_ssize_t n, bint text) except -1:
-    if text:
-        if n < 32:
-            _be_write(b, 0xa0 | n, 0, 0)
-        elif n < 0x100:
-            _be_write(b, 0xd9, n, 1)
-        elif n < 0x10000:
-            _be_write(b, 0xda, n, 2)
-        else:
-            _be_write(b, 0xdb, n, 4)
+    """A str (fixstr, str8/16/32) or bytes (bin8/16/32) of n bytes at data."""
+    cdef unsigned char code = 0xd9 if text else 0xc4  # the 8-bit form; 16 and 32 follow it
+    if text and n < 32:
+        _be_write(b, 0xa0 | n, 0, 0)
     elif n < 0x100:
-        _be_write(b, 0xc4, n, 1)
+        _be_write(b, code, n, 1)
     elif n < 0x10000:
-        _be_write(b, 0xc5, n, 2)
+        _be_write(b, code + 1, n, 2)
     else:
-        _be_write(b, 0xc6, n, 4)
+        _be_write(b, code + 2, n, 4)
     _grow(b, n)
     memcpy(b.data + b.used, data, n)
     b.used += n
@@ -414,12 +409,18 @@ cdef inline bint _take_bytes(Cursor* c, Py_ssize_t n) noexcept:
     return True
 
 
-cdef inline Py_ssize_t _be(const unsigned char* p, int size) noexcept:
-    cdef Py_ssize_t v = 0
+cdef inline unsigned long long _be64(const unsigned char* p, int size) noexcept:
+    """The big-endian number of size bytes at p."""
+    cdef unsigned long long v = 0
     cdef int k
     for k in range(size):
         v = (v << 8) | p[k]
     return v
+
+
+cdef inline Py_ssize_t _be(const unsigned char* p, int size) noexcept:
+    """A length of 2 or 4 bytes at p."""
+    return <Py_ssize_t>_be64(p, size)
 
 
 cdef inline Py_ssize_t _array(Cursor* c) noexcept:
@@ -509,14 +510,6 @@ cdef object _fast_unpack(const unsigned char* p, Py_ssize_t n):
     if c.left != 0:
         return _MISS
     return value
-
-
-cdef inline unsigned long long _be64(const unsigned char* p, int size) noexcept:
-    cdef unsigned long long v = 0
-    cdef int k
-    for k in range(size):
-        v = (v << 8) | p[k]
-    return v
 
 
 cdef object _read(Cursor* c, int depth):
