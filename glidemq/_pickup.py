@@ -6,7 +6,7 @@ the wait ends, so a job added to an idle queue reaches the worker in one trip fr
 server instead of a wake-up followed by a round trip.
 
 The take leases its jobs under a claim the worker makes up (as every take of the worker
-does: see ``claim_tokens``). When the reply never arrives
+does: see ``new_claim``). When the reply never arrives
 (``Worker.close()`` closes the connection mid-wait, or it drops), the worker cannot tell
 whether the take ran, so it calls ``release_claim``: jobs leased under the claim go back to
 the front of the queue at once, instead of waiting out their lease for the stall check.
@@ -15,8 +15,8 @@ the front of the queue at once, instead of waiting out their lease for the stall
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +31,27 @@ from .functions import call_keys, function_name
 REPLY_MARGIN = 2.0
 
 
-def claim_tokens() -> Iterator[str]:
-    """Lease tokens for a worker's takes: a random prefix of the worker and a counter, so a
-    token never repeats (across workers and restarts of the server alike) and saves the
-    server making one; without ``:``, which separates a lease's job id from its token."""
-    prefix = "t" + secrets.token_hex(8)
-    for n in itertools.count():
-        yield f"{prefix}{n:x}"
+class _Claims:
+    """The process's source of lease tokens: a random prefix and a counter, both made anew in
+    a forked child, so a worker object that crosses a fork never shares tokens with its twin."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.prefix = "t" + secrets.token_hex(8)
+        self.counter = itertools.count()
+
+
+_claims = _Claims()
+os.register_at_fork(after_in_child=_claims.renew)
+
+
+def new_claim() -> str:
+    """A lease token for a take: never repeated (across workers, processes and restarts of the
+    server alike), which saves the server making one; without ``:``, which separates a lease's
+    job id from its token."""
+    return f"{_claims.prefix}{next(_claims.counter):x}"
 
 
 @dataclass
@@ -56,16 +70,15 @@ class Wakeup:
 class Pickup:
     """The blocking connection of one worker, and the waits it makes on it."""
 
-    def __init__(self, ctx: QueueContext, lock_ms: str, take_options: bytes, claims: Iterator[str]) -> None:
+    def __init__(self, ctx: QueueContext, lock_ms: str, take_options: bytes) -> None:
         self._ctx = ctx
-        self._claims = claims
         self.client = Client(ctx.connection, name="glidemq-worker-blocking")
         self._lock_ms = lock_ms
         self._take_options = take_options
 
     async def wait(self, timeout: float, want: int) -> Wakeup:
         """Waits up to ``timeout`` seconds for the marker, then takes up to ``want`` jobs."""
-        claim = next(self._claims)  # fresh per wait: a lease it names is this wait's
+        claim = new_claim()  # fresh per wait: a lease it names is this wait's
         client = self.client
         try:
             glide = await client.raw()

@@ -24,7 +24,7 @@ from ._flow_outbox import OutboxPump
 from ._heartbeat import Heartbeat
 from ._logging import get_logger, job_extra
 from ._observe import WorkerObserver
-from ._pickup import Pickup, Wakeup, claim_tokens
+from ._pickup import Pickup, Wakeup, new_claim
 from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
@@ -116,8 +116,7 @@ class Worker:
         self._events = EventEmitter()
         self._schedulers = SchedulerKeeper(self._ctx, lambda exc: self._events.emit_soon("error", exc))
         self._lock_ms = str(max(1, round(self.lock_duration * 1000)))
-        self._claims = claim_tokens()
-        self._pickup = Pickup(self._ctx, self._lock_ms, self._take_options, self._claims)
+        self._pickup = Pickup(self._ctx, self._lock_ms, self._take_options)
         self.max_in_flight = 2
         self._active: dict[str, Job] = {}  # every job this worker holds a lease on
         self._ready: deque[Job] = deque()  # prefetched, not started yet
@@ -406,7 +405,7 @@ class Worker:
     async def _take(
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
-        args = [self._lock_ms, str(free), encode_finished(finished), self._take_options, next(self._claims)]
+        args = [self._lock_ms, str(free), encode_finished(finished), self._take_options, new_claim()]
         reply = await self._ctx.client.fcall("take", self._ctx.base, args)
         return self._took(reply, outcomes)
 

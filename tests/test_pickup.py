@@ -4,11 +4,12 @@ reply of that wait is lost."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import glidemq
 from glidemq._codec import decode_active, encode_finished, pack
-from glidemq._pickup import claim_tokens
+from glidemq._pickup import new_claim
 from glidemq.testing import EmbeddedValkey
 
 from .tcp_proxy import TcpProxy
@@ -144,11 +145,25 @@ async def test_a_take_finishes_the_leases_it_holds_and_skips_the_stale_ones(url:
 
 
 def test_claim_tokens_never_repeat_and_hold_no_colon() -> None:
-    first, second = claim_tokens(), claim_tokens()
-    mine = [next(first) for _ in range(5000)]
+    mine = [new_claim() for _ in range(5000)]
     assert len(set(mine)) == len(mine)
     assert all(":" not in token and "*" not in token for token in mine)
-    assert next(second) not in mine and next(second)[:17] != mine[0][:17], "a random prefix per worker"
+
+
+def test_a_forked_child_makes_claim_tokens_of_its_own() -> None:
+    before = new_claim()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report two tokens, then leave at once
+        os.write(write, f"{new_claim()} {new_claim()}".encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        theirs = pipe.read().split()
+    os.waitpid(child, 0)
+    ours = [new_claim(), new_claim()]
+    assert len(theirs) == 2 and not set(theirs) & set(ours)
+    assert theirs[0][:17] != before[:17] and ours[0][:17] == before[:17], "the child's prefix is new"
 
 
 async def test_every_take_leases_under_a_token_its_worker_made(url: str, queue: glidemq.Queue, raw: Any) -> None:
