@@ -176,12 +176,16 @@ cdef int _head(Buffer* b, Py_ssize_t n, unsigned char fix, Py_ssize_t fix_limit,
     return 0
 
 
-cdef int _raw(Buffer* b, const char* data, Py_ssize_t n) except -1:
-    _head(b, n, 0xa0, 32, 0xda)
+cdef int _append(Buffer* b, const char* data, Py_ssize_t n) except -1:
     _grow(b, n)
     memcpy(b.data + b.used, data, n)
     b.used += n
     return 0
+
+
+cdef int _raw(Buffer* b, const char* data, Py_ssize_t n) except -1:
+    _head(b, n, 0xa0, 32, 0xda)
+    return _append(b, data, n)
 
 
 cdef bint _value(Buffer* b, object value) except -1:
@@ -280,10 +284,7 @@ cdef int _pack_bytes(Buffer* b, const char* data, Py_ssize_t n, bint text) excep
         _be_write(b, code + 1, n, 2)
     else:
         _be_write(b, code + 2, n, 4)
-    _grow(b, n)
-    memcpy(b.data + b.used, data, n)
-    b.used += n
-    return 0
+    return _append(b, data, n)
 
 
 cdef bint _pack_item(Buffer* b, object value, int depth) except -1:
@@ -518,7 +519,6 @@ cdef object _read(Cursor* c, int depth):
     cdef unsigned char b = c.p[0]
     cdef const unsigned char* s = NULL
     cdef Py_ssize_t n
-    cdef int size
     if b <= 0x7f:  # positive fixint
         _take_bytes(c, 1)
         return <long>b
@@ -597,6 +597,7 @@ cdef object _read_array(Cursor* c, int depth):
 cdef object _read_map(Cursor* c, int depth):
     cdef unsigned char b = c.p[0]
     cdef Py_ssize_t n, k
+    cdef int size
     if b <= 0x8f:
         n = b & 0x0f
         _take_bytes(c, 1)
