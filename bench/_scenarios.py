@@ -82,9 +82,10 @@ def fresh_queue_name(scenario: str) -> str:
 class Bench:
     """Runs the scenarios against one server."""
 
-    def __init__(self, url: str, probe: ServerProbe) -> None:
+    def __init__(self, url: str, probe: ServerProbe, worker_options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.probe = probe
+        self.worker_options = worker_options or {}  # every worker it starts (a variant's own win)
 
     async def _produce(
         self, name: str, label: str, jobs: int, work: Callable[[glidemq.Queue], Awaitable[Any]]
@@ -151,7 +152,7 @@ class Bench:
             timeout = 60.0 + jobs / 200
             worker = await WorkerProcess.start(
                 self.url, queue.name, jobs, concurrency, "throughput", timeout,
-                variant.worker_options if variant else None,
+                {**self.worker_options, **(variant.worker_options if variant else {})},
             )
             before = await self.probe.sample()
             report = await worker.go(timeout)
@@ -176,7 +177,9 @@ class Bench:
         async with glidemq.Queue(fresh_queue_name("latency"), connection=self.url) as queue:
             await queue.count()
             timeout = duration + 60.0
-            worker = await WorkerProcess.start(self.url, queue.name, jobs, concurrency, "latency", timeout)
+            worker = await WorkerProcess.start(
+                self.url, queue.name, jobs, concurrency, "latency", timeout, self.worker_options
+            )
             before = await self.probe.sample()
             await worker.send_go()
             start = time.perf_counter()

@@ -54,6 +54,7 @@ def variants() -> list[Variant]:
         Variant("queue_limit", "queue rate limit (not reached)", prepare=lambda q: q.set_rate_limit(10**9, 1)),
         Variant("concurrency", "global concurrency 1000", prepare=lambda q: q.set_global_concurrency(1000)),
         Variant("dead_letters", "dead-letter queue configured", worker_options={"dead_letter_queue": "bench-dead"}),
+        Variant("no_prefetch", "prefetch=0 (no jobs held beyond concurrency)", worker_options={"prefetch": 0}),
         Variant(
             "remove", "remove_on_complete", job_options=lambda i: {"remove_on_complete": True}, keeps_completed=False
         ),

@@ -1,6 +1,6 @@
 """glidemq benchmark: producer rates, processing rates, pickup latency and cost per job.
 
-    python bench/run.py [--jobs 20000] [--url URL] [--quick] [--no-pin] [--output PATH]
+    python bench/run.py [--jobs 20000] [--url URL] [--quick] [--no-pin] [--prefetch N] [--output PATH]
 
 Without ``--url`` it starts an embedded Valkey (glidemq.testing.EmbeddedValkey). Every
 scenario uses a fresh queue, so a shared server is never flushed. Workers run in a
@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=None, help=f"jobs per scenario (default {DEFAULT_JOBS})")
     parser.add_argument("--url", default=None, help="a Valkey server to use instead of an embedded one")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_JOBS} jobs, 1 s of latency")
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="the workers' prefetch (default: the Worker's own, which adapts to the jobs)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
     add_pin_option(parser)
     args = parser.parse_args(argv)
@@ -89,13 +91,14 @@ async def run_meta(probe: ServerProbe, server_name: str, cpus: dict[str, Any]) -
 
 async def run(args: argparse.Namespace, url: str, server_name: str) -> int:
     probe = await ServerProbe.connect(glidemq.Connection(url))
-    bench = Bench(url, probe)
+    bench = Bench(url, probe, None if args.prefetch is None else {"prefetch": args.prefetch})
     latency_seconds = QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS
     meta: dict[str, Any] = {
         **await run_meta(probe, server_name, args.cpus),
         "jobs": args.jobs,
         "quick": args.quick,
         "worker": "separate process (bench/_worker.py), no-op async processor",
+        "worker_prefetch": "auto" if args.prefetch is None else args.prefetch,
     }
     steps: list[tuple[str, Callable[[], Awaitable[Result]]]] = [
         ("add_sequential", partial(bench.add_sequential, args.jobs)),

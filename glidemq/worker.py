@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +26,7 @@ from ._heartbeat import Heartbeat
 from ._logging import get_logger, job_extra
 from ._observe import WorkerObserver
 from ._pickup import Pickup, Wakeup, new_claim
+from ._prefetch import AutoPrefetch
 from ._scheduler_keeper import SchedulerKeeper
 from ._worker_events import EVENTS, EventEmitter
 from .connection import Connection
@@ -59,7 +61,10 @@ class Worker:
     ``async with Worker(...)`` runs it in the background and closes it gracefully on exit.
     ``prefetch=N`` lets the worker hold up to N jobs beyond ``concurrency`` (leased, started
     as processors free up): fewer round trips for short jobs, at the cost of those jobs
-    waiting here while another worker may be idle.
+    waiting here while another worker may be idle. By default (``None``) the worker holds
+    as many as its processors finish during one call to the server: none while jobs take
+    longer than a call, up to ``4 * concurrency`` for very short jobs. ``prefetch=0`` never
+    holds more jobs than ``concurrency``.
     ``id`` names the worker in ``Queue.get_workers()`` and in its log records.
     ``metrics=True`` (or a prometheus_client ``CollectorRegistry``) records job durations and
     pickup latencies; ``metrics_port=N`` also serves them, with the queue's figures, on
@@ -78,7 +83,7 @@ class Worker:
         stalled_interval: float | timedelta = 30,
         max_stalled_count: int = 1,
         max_payload_size: int = check.DEFAULT_MAX_PAYLOAD,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         limiter: RateLimit | None = None,
         dead_letter_queue: str | None = None,
         metrics: Any = False,
@@ -95,7 +100,8 @@ class Worker:
         self.lock_duration = check.seconds(lock_duration, "lock_duration", positive=True)
         self.stalled_interval = check.seconds(stalled_interval, "stalled_interval", positive=True)
         self.max_stalled_count = check.integer(max_stalled_count, "max_stalled_count", minimum=0)
-        self.prefetch = check.integer(prefetch, "prefetch", minimum=0)
+        self.prefetch = None if prefetch is None else check.integer(prefetch, "prefetch", minimum=0)
+        self._auto = AutoPrefetch(self.concurrency) if prefetch is None else None
         if limiter is not None and not isinstance(limiter, RateLimit):
             raise InvalidArgumentError("limiter must be a glidemq.RateLimit")
         self.limiter = limiter
@@ -290,7 +296,7 @@ class Worker:
 
         next_delay = -1
         pause = ERROR_PAUSE_MIN
-        capacity = self.concurrency + self.prefetch
+        auto, prefetch = self._auto, self.prefetch or 0
         while not (self._closing and not self._active and not self._finished and not takes and block is None):
             fetching = not (self._closing or self._paused)
             if self._closing and block is not None and self._limit_wait > 0:
@@ -299,6 +305,7 @@ class Worker:
                 self._release_ready()
             # Calls run in order on one connection: jobs a call under way finishes are free
             # again by the time a later call activates jobs.
+            capacity = self.concurrency + (auto.extra if auto is not None else prefetch)
             free = capacity - len(self._active) - reserved + len(self._finished) + finishing if fetching else 0
             # One call at a time while prefetched jobs keep the processors busy, so finished
             # jobs pile up into bigger batches; a second call only when processors would idle.
@@ -406,7 +413,10 @@ class Worker:
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished), self._take_options, new_claim()]
+        sent = perf_counter()
         reply = await self._ctx.client.fcall("take", self._ctx.base, args)
+        if self._auto is not None:
+            self._auto.call_took(perf_counter() - sent)
         return self._took(reply, outcomes)
 
     def _took(self, reply: Any, outcomes: list[tuple[Job, Any, list[str]]]) -> tuple[int, int]:
@@ -485,6 +495,7 @@ class Worker:
 
     async def _execute(self, job: Job) -> None:
         self._events.emit_soon("active", job)
+        started = perf_counter()
         try:
             if job.timeout:
                 try:
@@ -512,6 +523,8 @@ class Worker:
             self._done(job, "f", _reason(exc).encode(), traceback.format_exception(exc), retry, attempts_made, exc)
         else:
             self._done(job, "c", payload, [], 0, job.attempts_made + 1, result)
+        if self._auto is not None:
+            self._auto.job_ran(perf_counter() - started)
 
     async def _invoke(self, job: Job) -> Any:
         carrier = self._traces.pop(job.id, None) if self._traces else None

@@ -1,11 +1,14 @@
 """Worker(prefetch=N): jobs held beyond concurrency are leased, started in order, and handed
-back (without using an attempt) when the worker pauses or closes."""
+back (without using an attempt) when the worker pauses or closes. Left to the worker
+(prefetch=None, the default), it holds jobs ahead only while they finish well within a call
+to the server."""
 
 from __future__ import annotations
 
 import asyncio
 
 import glidemq
+from glidemq._prefetch import LIMIT_FACTOR, AutoPrefetch
 
 from .worker_helpers import wait_until
 
@@ -58,8 +61,102 @@ async def _active_count(queue: glidemq.Queue, expected: int) -> bool:
     return (await queue.get_job_counts())["active"] == expected
 
 
-def test_prefetch_must_be_a_non_negative_int() -> None:
-    for bad in (-1, 1.5, True):
+async def _held_while_one_job_blocks(queue: glidemq.Queue, url: str, qname: str, **options: int) -> int:
+    """Runs 200 short jobs, then one that blocks, then 20 more (concurrency 1); returns how
+    many jobs the server holds active while the blocking one runs, and checks the run."""
+    gate = asyncio.Event()
+    started: list[object] = []
+    running = peak = 0
+
+    async def processor(job: glidemq.Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        started.append(job.data)
+        if job.data == "gate":
+            await gate.wait()
+        running -= 1
+
+    await queue.add_bulk([("j", i) for i in range(200)] + [("j", "gate")] + [("j", i) for i in range(200, 220)])
+    async with glidemq.Worker(qname, processor, connection=url, concurrency=1, **options):
+        await wait_until(lambda: "gate" in started, timeout=30)
+        if options.get("prefetch") == 0:
+            await asyncio.sleep(0.3)  # time enough for a worker that would hold more to take them
+        else:
+            await wait_until(lambda: _active_above(queue, 1), timeout=10)
+        held = (await queue.get_job_counts())["active"]
+        gate.set()
+        await wait_until(lambda: len(started) == 221, timeout=30)
+    assert peak == 1
+    assert sorted(x for x in started if x != "gate") == list(range(220))  # type: ignore[type-var]
+    counts = await queue.get_job_counts()
+    assert counts == {**counts, "completed": 221, "active": 0, "waiting": 0}
+    return held
+
+
+async def test_by_default_a_worker_of_short_jobs_holds_jobs_ahead(queue: glidemq.Queue, url: str, qname: str) -> None:
+    held = await _held_while_one_job_blocks(queue, url, qname)
+    assert 1 < held <= 1 + LIMIT_FACTOR
+
+
+async def test_prefetch_zero_never_holds_more_than_concurrency(queue: glidemq.Queue, url: str, qname: str) -> None:
+    assert await _held_while_one_job_blocks(queue, url, qname, prefetch=0) == 1
+
+
+async def test_by_default_a_worker_holds_no_more_than_concurrency_while_jobs_outlast_a_call(
+    queue: glidemq.Queue, url: str, qname: str
+) -> None:
+    active_seen: list[int] = []
+
+    async def processor(job: glidemq.Job) -> None:
+        active_seen.append((await queue.get_job_counts())["active"])
+        await asyncio.sleep(0.2)
+
+    await queue.add_bulk([("j", i) for i in range(8)])
+    async with glidemq.Worker(qname, processor, connection=url, concurrency=2) as worker:
+        await wait_until(lambda: len(active_seen) == 8, timeout=30)
+        assert worker.prefetch is None
+    assert max(active_seen) == 2
+    assert (await queue.get_job_counts())["completed"] == 8
+
+
+async def _active_above(queue: glidemq.Queue, n: int) -> bool:
+    return (await queue.get_job_counts())["active"] > n
+
+
+def test_auto_prefetch_holds_what_the_processors_finish_during_one_call() -> None:
+    auto = AutoPrefetch(10)
+    assert auto.extra == 0
+    auto.call_took(0.0005)
+    assert auto.extra == 0  # no job timed yet
+    auto.job_ran(0.001)
+    auto.call_took(0.0005)
+    assert auto.extra == 5  # 10 processors finish 5 jobs in 0.5 ms
+    for _ in range(200):
+        auto.job_ran(0.01)
+        auto.call_took(0.0005)
+    assert auto.extra == 0  # jobs outlast a call: nothing held
+    for _ in range(200):
+        auto.job_ran(0.0)
+        auto.call_took(0.0005)
+    assert auto.extra == LIMIT_FACTOR * 10
+
+
+def test_auto_prefetch_moves_with_running_means() -> None:
+    auto = AutoPrefetch(1)
+    auto.job_ran(0.001)
+    auto.call_took(0.002)
+    assert auto.extra == 2
+    auto.job_ran(0.1)  # one long job among short ones barely moves the mean ...
+    auto.call_took(0.002)
+    assert auto.job_seconds is not None and 0.007 < auto.job_seconds < 0.008
+    assert auto.extra == 0  # ... but enough that no job is held
+
+
+def test_prefetch_must_be_a_non_negative_int_or_none() -> None:
+    assert glidemq.Worker("q", lambda job: None).prefetch is None
+    assert glidemq.Worker("q", lambda job: None, prefetch=0).prefetch == 0
+    for bad in (-1, 1.5, True, "2"):
         try:
             glidemq.Worker("q", lambda job: None, prefetch=bad)
         except glidemq.InvalidArgumentError:

@@ -452,7 +452,8 @@ async def test_two_takes_on_their_way_never_lease_more_than_concurrency(
     queue: glidemq.Queue, raw: Any, url: str, qname: str
 ) -> None:
     """Short jobs keep two take calls on their way (each finishing and fetching about half of
-    the slots); the server still never holds more than ``concurrency`` jobs active for the worker."""
+    the slots); without prefetch, the server still never holds more than ``concurrency`` jobs
+    active for the worker."""
     concurrency, n = 10, 600
     active_seen: list[int] = []
     done = 0
@@ -465,7 +466,7 @@ async def test_two_takes_on_their_way_never_lease_more_than_concurrency(
 
     await queue.add_bulk([("c", i) for i in range(n)])
     stats_before = await raw.custom_command(["INFO", "commandstats"])
-    async with glidemq.Worker(qname, processor, connection=url, concurrency=concurrency):
+    async with glidemq.Worker(qname, processor, connection=url, concurrency=concurrency, prefetch=0):
         await wait_until(lambda: done == n, timeout=30)
     stats_after = await raw.custom_command(["INFO", "commandstats"])
     assert len(active_seen) == n // 20
