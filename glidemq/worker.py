@@ -423,6 +423,9 @@ class Worker:
         """Reports the outcomes a take finished and holds the jobs it fetched; returns how many
         it fetched and the ms until the next delayed job is due."""
         now_ms, next_delay, statuses, records, limited, notified = reply
+        if limited < 0:  # the queue is paused: jobs held but not started go back
+            self._release_ready()
+            limited = 0
         self._limit_wait = limited / 1000
         if notified and self._outbox is not None:
             self._outbox.kick()
@@ -488,9 +491,10 @@ class Worker:
             self._tasks[job.id] = self._loop.create_task(self._execute(job))
 
     def _release_ready(self) -> None:
-        """Hands prefetched jobs back to the queue (no attempt used)."""
+        """Hands prefetched jobs back to the queue (no attempt used), last first: each goes
+        back to the front, so they keep their order there."""
         while self._ready:
-            job = self._ready.popleft()
+            job = self._ready.pop()
             self._done(job, "r", b"", [], 0, job.attempts_made, None)
 
     async def _execute(self, job: Job) -> None:

@@ -32,6 +32,7 @@ def test_quick_bench_writes_json(url: str, tmp_path: Path) -> None:
     assert report["ok"] is True
     assert report["errors"] == []
     assert report["meta"]["quick"] is True
+    assert report["meta"]["worker_prefetch"] == "auto"
     results = report["results"]
     assert set(SCENARIOS) <= set(results)
     for name in SCENARIOS:
@@ -52,7 +53,7 @@ def test_feature_bench_runs_every_variant(url: str) -> None:
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     for label in ("no options", "priorities", "delayed", "flows", "deduplication", "rate limit", "global concurrency",
-                  "dead-letter"):
+                  "dead-letter", "prefetch=0"):
         assert label in done.stdout, label
 
 

@@ -120,6 +120,39 @@ async def test_by_default_a_worker_holds_no_more_than_concurrency_while_jobs_out
     assert (await queue.get_job_counts())["completed"] == 8
 
 
+async def test_held_jobs_go_back_in_order_once_the_worker_learns_the_queue_is_paused(
+    queue: glidemq.Queue, url: str, qname: str
+) -> None:
+    """A worker holding jobs it has not started hands them back (no attempt used, order kept)
+    with the first reply that says the queue is paused; at most one job per processor starts
+    after the pause (the one it starts before that reply arrives)."""
+    gate = asyncio.Event()
+    started: list[object] = []
+
+    async def processor(job: glidemq.Job) -> None:
+        started.append(job.data)
+        if job.data == "gate":
+            await gate.wait()
+        elif isinstance(job.data, int) and job.data >= 100:
+            await asyncio.sleep(0.05)
+
+    await queue.add_bulk([("j", i) for i in range(100)] + [("j", "gate")] + [("j", i) for i in range(100, 110)])
+    async with glidemq.Worker(qname, processor, connection=url, concurrency=1, prefetch=3):
+        await wait_until(lambda: "gate" in started, timeout=30)
+        await wait_until(lambda: _active_count(queue, 4), timeout=10)  # the gate + 3 held
+        await queue.pause()
+        gate.set()
+        await wait_until(lambda: _active_count(queue, 0), timeout=10)
+        await asyncio.sleep(0.2)
+        after_pause = started[started.index("gate") + 1:]
+    assert after_pause == [100]
+    counts = await queue.get_job_counts()
+    assert counts == {**counts, "completed": 102, "waiting": 9, "active": 0, "failed": 0}
+    waiting = await queue.get_jobs("waiting")
+    assert [job.data for job in waiting] == list(range(101, 110))
+    assert all(job.attempts_made == 0 for job in waiting)
+
+
 async def _active_above(queue: glidemq.Queue, n: int) -> bool:
     return (await queue.get_job_counts())["active"] > n
 

@@ -501,10 +501,12 @@ local sched_activated -- defined with the job schedulers below
 
 -- Activates up to `want` jobs; returns {token, id, hash, id, hash, ...} (each job's hash as
 -- its flat HGETALL list, read before it turned active: the worker picks the fields it needs)
--- or nil, and the ms until the rate limit lets more start (0: not limited). `claim` (or nil)
+-- or nil, and the ms until the rate limit lets more start (0: not limited; -1: the queue is
+-- paused, so the worker hands back the jobs it holds but has not started). `claim` (or nil)
 -- is the token to lease them under (see take).
 local function activate(base, want, lock_ms, now, now_s, meta, limiter, claim)
-  if want <= 0 or meta[1] == '1' then return nil, 0 end
+  if meta[1] == '1' then return nil, -1 end
+  if want <= 0 then return nil, 0 end
   local limited, window
   want, limited, window = room(base, want, meta, limiter)
   if want <= 0 then return nil, limited end
@@ -549,7 +551,7 @@ end
 -- take sent behind a blocking wait whose connection closed); workers send one with every take,
 -- which saves the server making one. Returns {now, next_delay_ms,
 -- {status} * n, the activated jobs (see activate) as msgpack ('' for none), ms until the rate
--- limit lets jobs start (0: not limited), flow notifications written}.
+-- limit lets jobs start (0: not limited; -1: the queue is paused), flow notifications written}.
 local function take(keys, args)
   local base = keys[1]
   local lock_ms, want = tonumber(args[1]), tonumber(args[2])
