@@ -6,7 +6,8 @@ arrives. Holding a few jobs beyond ``concurrency`` hides that wait. Holding jobs
 something too (they wait here while another worker may be idle, and a crash leaves them to
 the stall check), so the worker holds only as many as its processors are expected to finish
 during one round trip: none while a job takes longer than a call to the server, at most
-``LIMIT_FACTOR * concurrency`` for jobs much shorter than one.
+``LIMIT_FACTOR * concurrency`` for jobs much shorter than one. When jobs turn long, the worker
+hands back what it holds beyond twice the new size (``Worker``'s loop).
 """
 
 from __future__ import annotations

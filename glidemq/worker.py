@@ -136,6 +136,7 @@ class Worker:
         self._run_task: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._outbox: OutboxPump | None = None  # delivers children's outcomes to their parents
+        self._last_take: asyncio.Future[None] | None = None  # set once its reply is taken in
         self._running = self._closing = self._paused = self._forced = self._drained = False
 
     def __repr__(self) -> str:
@@ -303,6 +304,10 @@ class Worker:
                 block.cancel()  # no need to wait out the rate limit
             if not fetching:
                 self._release_ready()
+            elif auto is not None and len(self._ready) > 2 * auto.extra:
+                # jobs turned longer than a call: what is held beyond the new size goes back
+                # for idle workers (with the next call), instead of waiting here
+                self._release_ready(keep=auto.extra)
             # Calls run in order on one connection: jobs a call under way finishes are free
             # again by the time a later call activates jobs.
             capacity = self.concurrency + (auto.extra if auto is not None else prefetch)
@@ -333,7 +338,10 @@ class Worker:
                 continue
             # Cleared before looking at what ended: whatever ends from here on sets it again.
             wake.clear()
-            if empty and free > 0 and not takes and block is None:
+            # Waits only with a processor idle: a take that fetches while a wait is under way
+            # (on the other connection) could be run by the server either side of the wait's,
+            # and a worker of concurrency 1 must start jobs in the order the queue gave them.
+            if empty and free > 0 and not takes and block is None and len(self._tasks) < self.concurrency:
                 if self._limit_wait > 0:
                     block_want = 0
                     block = asyncio.ensure_future(self._hold_back(self._limit_wait))
@@ -413,11 +421,22 @@ class Worker:
         self, finished: list[tuple[Any, ...]], outcomes: list[tuple[Job, Any, list[str]]], free: int
     ) -> tuple[int, int]:
         args = [self._lock_ms, str(free), encode_finished(finished), self._take_options, new_claim()]
-        sent = perf_counter()
-        reply = await self._ctx.client.fcall("take", self._ctx.base, args)
-        if self._auto is not None:
-            self._auto.call_took(perf_counter() - sent)
-        return self._took(reply, outcomes)
+        # The server runs a connection's calls in order, but valkey-glide may hand two replies
+        # over in the other order: each reply is taken in after the one of the take before,
+        # so jobs start in the order they were activated.
+        before, mine = self._last_take, asyncio.get_running_loop().create_future()
+        self._last_take = mine
+        try:
+            sent = perf_counter()
+            reply = await self._ctx.client.fcall("take", self._ctx.base, args)
+            if self._auto is not None:
+                self._auto.call_took(perf_counter() - sent)
+            if before is not None and not before.done():
+                await asyncio.shield(before)
+            return self._took(reply, outcomes)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
 
     def _took(self, reply: Any, outcomes: list[tuple[Job, Any, list[str]]]) -> tuple[int, int]:
         """Reports the outcomes a take finished and holds the jobs it fetched; returns how many
@@ -490,10 +509,10 @@ class Worker:
             job._on_progress = self._progress
             self._tasks[job.id] = self._loop.create_task(self._execute(job))
 
-    def _release_ready(self) -> None:
-        """Hands prefetched jobs back to the queue (no attempt used), last first: each goes
-        back to the front, so they keep their order there."""
-        while self._ready:
+    def _release_ready(self, keep: int = 0) -> None:
+        """Hands prefetched jobs but the first ``keep`` back to the queue (no attempt used),
+        last first: each goes back to the front, so they keep their order there."""
+        while len(self._ready) > keep:
             job = self._ready.pop()
             self._done(job, "r", b"", [], 0, job.attempts_made, None)
 

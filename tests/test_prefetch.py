@@ -6,6 +6,7 @@ to the server."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import glidemq
 from glidemq._prefetch import LIMIT_FACTOR, AutoPrefetch
@@ -151,6 +152,70 @@ async def test_held_jobs_go_back_in_order_once_the_worker_learns_the_queue_is_pa
     waiting = await queue.get_jobs("waiting")
     assert [job.data for job in waiting] == list(range(101, 110))
     assert all(job.attempts_made == 0 for job in waiting)
+
+
+async def test_jobs_held_for_short_jobs_go_back_once_jobs_turn_long(queue: glidemq.Queue, url: str, qname: str) -> None:
+    """After short jobs a worker holds jobs ahead; when the jobs turn out to take long, it
+    hands the held ones back (in order, no attempt used) rather than keep them from other
+    workers until its processors get to them."""
+    gates = {f"s{i}": asyncio.Event() for i in range(6)}
+    started: list[object] = []
+
+    async def processor(job: glidemq.Job) -> None:
+        started.append(job.data)
+        if job.data in gates:
+            await gates[job.data].wait()
+
+    await queue.add_bulk([("j", i) for i in range(200)] + [("j", name) for name in gates])
+    async with glidemq.Worker(qname, processor, connection=url, concurrency=1):
+        try:
+            await wait_until(lambda: "s0" in started, timeout=30)
+            await wait_until(lambda: _active_above(queue, 1), timeout=10)  # s0 runs, later ones held
+            await asyncio.sleep(0.1)  # s0 takes far longer than a call to the server
+            gates["s0"].set()
+            await wait_until(lambda: "s1" in started, timeout=10)
+            await wait_until(lambda: _active_count(queue, 1), timeout=10)  # only s1: the rest went back
+            waiting = await queue.get_jobs("waiting")
+            assert [job.data for job in waiting] == ["s2", "s3", "s4", "s5"]
+            assert all(job.attempts_made == 0 for job in waiting)
+        finally:
+            for gate in gates.values():
+                gate.set()
+        await wait_until(lambda: len(started) == 206, timeout=30)
+    assert started[200:] == list(gates)
+    assert (await queue.get_job_counts())["completed"] == 206
+
+
+async def test_jobs_start_in_queue_order_when_replies_arrive_out_of_order(
+    queue: glidemq.Queue, url: str, qname: str
+) -> None:
+    """valkey-glide may hand over the replies of two calls on one connection in the other order
+    than the server ran them (seen under load); a worker of concurrency 1 still starts jobs in
+    the order the queue gave them. Every other take's reply is held back here to force it."""
+    started: list[int] = []
+
+    async def processor(job: glidemq.Job) -> None:
+        started.append(job.data)
+
+    await queue.add_bulk([("j", i) for i in range(300)])
+    worker = glidemq.Worker(qname, processor, connection=url, concurrency=1, prefetch=7)
+    client = worker._ctx.client
+    real_fcall = client.fcall
+    takes = 0
+
+    async def fcall(name: str, base: str, args: list[Any]) -> Any:
+        nonlocal takes
+        reply = await real_fcall(name, base, args)
+        if name == "take":
+            takes += 1
+            if takes % 2:
+                await asyncio.sleep(0.005)  # the next take's reply gets in first
+        return reply
+
+    client.fcall = fcall  # type: ignore[method-assign]
+    async with worker:
+        await wait_until(lambda: len(started) == 300, timeout=30)
+    assert started == list(range(300))
 
 
 async def _active_above(queue: glidemq.Queue, n: int) -> bool:
