@@ -57,14 +57,15 @@ def new_claim() -> str:
 @dataclass
 class Wakeup:
     """How a wait ended: the reply of the take behind it (None when it did not run or its
-    reply was lost), an error to report, the take's claim, and whether its outcome is
-    unknown (its jobs must be handed back)."""
+    reply was lost), an error to report, the take's claim, whether its outcome is unknown
+    (its jobs must be handed back), and what the worker made of the reply."""
 
     reply: Any = None
     error: GlideMQError | None = None
     claim: str | None = None
     lost: bool = False
     next_delay: int = -1  # filled in from the reply by the worker
+    fetched: int = -1  # jobs the worker took in from the reply (-1: none came)
 
 
 class Pickup:

@@ -348,7 +348,7 @@ class Worker:
                 else:
                     timeout = MAX_BLOCK if next_delay < 0 else min(MAX_BLOCK, max(MIN_BLOCK, next_delay / 1000))
                     block_want = min(free, MAX_TAKE)
-                    block = asyncio.ensure_future(self._pickup.wait(timeout, block_want))
+                    block = asyncio.ensure_future(self._wait(timeout, block_want))
                 reserved += block_want
                 block.add_done_callback(poke)
             if not any(t.done() for t in takes) and not (block is not None and block.done()):
@@ -371,7 +371,7 @@ class Worker:
                 wakeup = Wakeup() if block.cancelled() else block.result()
                 block = None
                 reserved -= block_want
-                fetched = await self._took_after_wait(wakeup)
+                fetched = wakeup.fetched
                 if fetched < 0:  # no take ran behind the wait: take the usual way
                     empty = False
                 else:
@@ -381,6 +381,13 @@ class Worker:
                     await self._events.emit("error", wakeup.error)
                     await self._sleep_or_wake(pause)
                     pause = min(pause * 2, ERROR_PAUSE_MAX)
+
+    async def _wait(self, timeout: float, want: int) -> Wakeup:
+        """Waits for the marker and takes in the jobs of the take behind it at once: their
+        processors start before the loop looks again."""
+        wakeup = await self._pickup.wait(timeout, want)
+        wakeup.fetched = await self._took_after_wait(wakeup)
+        return wakeup
 
     async def _took_after_wait(self, wakeup: Wakeup) -> int:
         """Takes in the jobs the take behind a wait brought; hands them back when its reply was
