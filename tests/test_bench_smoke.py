@@ -46,6 +46,34 @@ def test_quick_bench_writes_json(url: str, tmp_path: Path) -> None:
         assert key in results["latency"], key
 
 
+PEERS = BENCH.parent / "peers" / "run.py"
+
+
+def test_peers_harness_runs_glidemq_through_every_scenario(tmp_path: Path) -> None:
+    """The side-by-side harness (its own embedded server), glidemq only: every scenario
+    finishes, and processing and latency carry their costs per job and RSS."""
+    output = tmp_path / "peers.json"
+    done = subprocess.run(
+        [sys.executable, str(PEERS), "--quick", "--jobs", "200", "--systems", "glidemq", "--no-pin",
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=170, check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "latency and cost" in done.stdout
+    results = json.loads(output.read_text())["results"]["glidemq"]
+    assert set(results) == set(SCENARIOS)
+    for name, entry in results.items():
+        assert entry["status"] == "ok", (name, entry)
+    for name in ("process_c1", "process_c10", "process_c50"):
+        assert results[name]["completed"] == 200
+        for key in ("server_cpu_us_per_job", "worker_cpu_us_per_job", "rss_mb"):
+            assert results[name][key] > 0, (name, key)
+    latency = results["latency"]
+    assert latency["completed"] == latency["stamped"] == 500  # 1 s at 500 adds per second
+    assert 0 < latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert latency["rss_mb_idle"] > 0
+
+
 def test_feature_bench_runs_every_variant(url: str) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH.with_name("features.py")), "--jobs", "200", "--rounds", "1", "--url", url],

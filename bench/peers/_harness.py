@@ -61,58 +61,77 @@ def _json_line(line: str) -> dict[str, Any] | None:
     return found
 
 
-def _read_report(process: subprocess.Popen[str], cap: float) -> dict[str, Any] | None:
-    """The first JSON line on stdout, read without waiting for EOF (worker pools keep it open)."""
-    lines: queue.Queue[str | None] = queue.Queue()
+class DriverProcess:
+    """One driver subprocess in a session of its own (so its whole process group can be
+    ended), whose JSON lines are read as they come, without waiting for EOF (worker pools
+    keep stdout open)."""
 
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + cap
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line is None:
-            return None
-        report = _json_line(line)
-        if report is not None:
-            return report
-    raise TimeoutError
-
-
-def run_driver(system: str, args: list[str], cap: float) -> Outcome:
-    """Runs the driver in a session of its own, so that its whole process group can be ended."""
-    with tempfile.TemporaryFile("w+") as stderr:
-        process = subprocess.Popen(
-            [*command(system), *args], stdout=subprocess.PIPE, stderr=stderr, text=True,
+    def __init__(self, system: str, args: list[str]) -> None:
+        self._stderr = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(
+            [*command(system), *args], stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             start_new_session=True, cwd=HERE,
         )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def next_report(self, cap: float) -> dict[str, Any] | None:
+        """The next JSON line (None when the driver exited first); TimeoutError after ``cap`` s."""
+        deadline = time.monotonic() + cap
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)  # later reads see the end too
+                return None
+            report = _json_line(line)
+            if report is not None:
+                return report
+        raise TimeoutError
+
+    def stop(self) -> str:
+        """Ends the driver and any worker processes it started; returns its last stderr lines."""
         try:
-            report = _read_report(process, cap)
-        except TimeoutError:
-            return Outcome("timeout", detail=f"no answer within {cap:g} s")
-        finally:
-            try:  # the driver and any worker processes it started
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
-        stderr.seek(0)
-        tail = " | ".join(stderr.read().strip().splitlines()[-3:])
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self._stderr.seek(0)
+        tail = " | ".join(self._stderr.read().strip().splitlines()[-3:])
+        self._stderr.close()
+        return tail
+
+
+def outcome_of(report: dict[str, Any] | None, returncode: int | None, tail: str) -> Outcome:
+    """What a driver's final report (or its absence) says."""
     if report is None:
-        return Outcome("failed", detail=f"exit code {process.returncode}: {tail}"[:400])
+        return Outcome("failed", detail=f"exit code {returncode}: {tail}"[:400])
     if "unsupported" in report:
         return Outcome("unsupported", report, str(report["unsupported"]))
     if report.get("completed", 0) < report["jobs"] or "error" in report:
         detail = f"{report.get('completed', 0)} of {report['jobs']} jobs done {report.get('error', '')}"
         return Outcome("incomplete", report, detail.strip())
     return Outcome("ok", report)
+
+
+def run_driver(system: str, args: list[str], cap: float) -> Outcome:
+    """Runs a driver to its one report, within ``cap`` seconds."""
+    driver = DriverProcess(system, args)
+    try:
+        report = driver.next_report(cap)
+    except TimeoutError:
+        driver.stop()
+        return Outcome("timeout", detail=f"no answer within {cap:g} s")
+    tail = driver.stop()
+    return outcome_of(report, driver.process.returncode, tail)
 
 
 class Resp:
@@ -134,6 +153,10 @@ class Resp:
             size = int(rest)
             return None if size < 0 else self._file.read(size + 2)[:-2].decode()
         return int(rest) if kind == b":" else rest
+
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far (user + system)."""
+        return sum(float(self.info_field("cpu", key) or 0) for key in ("used_cpu_user", "used_cpu_sys"))
 
     def info_field(self, section: str, key: str) -> str | None:
         for line in str(self.call("INFO", section)).splitlines():

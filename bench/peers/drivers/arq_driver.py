@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from arq import Worker, create_pool
 from arq.connections import ArqRedis, RedisSettings
 
 
-async def noop(ctx: dict[str, Any], i: int) -> None:
-    return None
+async def noop(ctx: dict[str, Any], i: Any) -> None:
+    stamp(i)
 
 
 class ArqDriver(Driver):
@@ -23,7 +23,7 @@ class ArqDriver(Driver):
     async def connect(self) -> None:
         self.redis: ArqRedis = await create_pool(RedisSettings.from_dsn(self.url))
 
-    async def add_one(self, i: int) -> None:
+    async def add_one(self, i: Any) -> None:
         await self.redis.enqueue_job("noop", i, _queue_name=self.queue)
 
     def start_worker(self, concurrency: int, tally: Tally) -> Any:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from bullmq import Queue, Worker
 
 
 async def noop(job: Any, token: Any) -> None:
-    return None
+    stamp(job.data["i"])
 
 
 class BullmqPyDriver(Driver):
@@ -21,7 +21,7 @@ class BullmqPyDriver(Driver):
     async def connect(self) -> None:
         self.q = Queue(self.queue, {"connection": self.url})
 
-    async def add_one(self, i: int) -> None:
+    async def add_one(self, i: Any) -> None:
         await self.q.add("noop", {"i": i})
 
     async def add_bulk(self, jobs: int) -> None:

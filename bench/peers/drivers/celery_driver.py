@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from celery import Celery
 from celery.signals import task_success
 
@@ -26,12 +26,12 @@ class CeleryDriver(Driver):
         )
 
         @self.app.task(name="noop")
-        def noop(i: int) -> None:
-            return None
+        def noop(i: Any) -> None:
+            stamp(i)
 
         self.task = noop
 
-    def add_one_sync(self, i: int) -> None:
+    def add_one_sync(self, i: Any) -> None:
         self.task.delay(i)
 
     def start_worker(self, concurrency: int, tally: Tally) -> None:

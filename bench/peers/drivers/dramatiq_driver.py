@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
@@ -34,12 +34,12 @@ class DramatiqDriver(Driver):
         self.broker.add_middleware(self.counter)
         dramatiq.set_broker(self.broker)
 
-        def noop(i: int) -> None:
-            return None
+        def noop(i: Any) -> None:
+            stamp(i)
 
         self.actor = dramatiq.actor(noop, queue_name=self.queue, broker=self.broker)
 
-    def add_one_sync(self, i: int) -> None:
+    def add_one_sync(self, i: Any) -> None:
         self.actor.send(i)
 
     def start_worker(self, concurrency: int, tally: Tally) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 
 import glidemq
 
@@ -16,7 +16,7 @@ class GlidemqDriver(Driver):
         self.q = glidemq.Queue(self.queue, connection=self.url)
         await self.q.count()  # connects and loads the function library outside the timing
 
-    async def add_one(self, i: int) -> None:
+    async def add_one(self, i: Any) -> None:
         await self.q.add("noop", {"i": i})
 
     async def add_bulk(self, jobs: int) -> None:
@@ -24,7 +24,7 @@ class GlidemqDriver(Driver):
 
     def start_worker(self, concurrency: int, tally: Tally) -> Any:
         async def noop(job: glidemq.Job) -> None:
-            return None
+            stamp(job.data["i"])
 
         worker = glidemq.Worker(self.queue, noop, connection=self.url, concurrency=concurrency)
         worker.on("completed", tally.hit)

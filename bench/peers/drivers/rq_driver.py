@@ -8,11 +8,13 @@ Completions are counted from the queue's finished-job registry, polled every 5 m
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from typing import Any
 
 from _common import Driver, Tally, main
-from _rq_tasks import noop
+from _rq_tasks import LATENCY_FILE, noop
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.worker_pool import WorkerPool
@@ -28,8 +30,10 @@ class RqDriver(Driver):
         super().__init__(args)
         self.redis = Redis.from_url(self.url)
         self.q = Queue(self.queue, connection=self.redis)
+        if args.scenario == "latency_work":  # jobs run in pool processes: they write latencies here
+            os.environ[LATENCY_FILE] = tempfile.mkstemp(prefix="rq-latency-")[1]
 
-    def add_one_sync(self, i: int) -> None:
+    def add_one_sync(self, i: Any) -> None:
         self.q.enqueue(noop, i)
 
     async def add_bulk(self, jobs: int) -> None:
@@ -46,6 +50,13 @@ class RqDriver(Driver):
         else:
             WorkerPool([self.queue], connection=self.redis, num_workers=concurrency,
                        worker_class=SimpleWorker).start(logging_level="WARNING")
+
+    def latencies(self) -> list[float]:
+        path = os.environ[LATENCY_FILE]
+        with open(path) as found:
+            samples = [float(line) for line in found if line.strip()]
+        os.unlink(path)
+        return samples
 
     def _count(self, tally: Tally) -> None:
         registry = self.q.finished_job_registry

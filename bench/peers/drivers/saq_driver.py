@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from saq import Queue, Worker
 
 
-async def noop(ctx: dict[str, Any], *, i: int) -> None:
-    return None
+async def noop(ctx: dict[str, Any], *, i: Any) -> None:
+    stamp(i)
 
 
 class SaqDriver(Driver):
@@ -22,7 +22,7 @@ class SaqDriver(Driver):
         self.q = Queue.from_url(self.url, name=self.queue)
         await self.q.connect()
 
-    async def add_one(self, i: int) -> None:
+    async def add_one(self, i: Any) -> None:
         await self.q.enqueue("noop", i=i)
 
     def start_worker(self, concurrency: int, tally: Tally) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from streaq import Worker
 
 
@@ -23,8 +23,8 @@ class StreaqDriver(Driver):
                              handle_signals=False)
 
         @self.worker.task
-        async def noop(i: int) -> None:
-            return None
+        async def noop(i: Any) -> None:
+            stamp(i)
 
         @self.worker.middleware
         def count(task: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -41,7 +41,7 @@ class StreaqDriver(Driver):
     async def connect(self) -> None:
         await self.worker.__aenter__()
 
-    async def add_one(self, i: int) -> None:
+    async def add_one(self, i: Any) -> None:
         await self.task.enqueue(i)
 
     async def add_bulk(self, jobs: int) -> None:

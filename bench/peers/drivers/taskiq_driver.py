@@ -12,7 +12,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from _common import Driver, Tally, main
+from _common import Driver, Tally, main, stamp
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
@@ -38,15 +38,15 @@ class TaskiqDriver(Driver):
         self.broker.add_middlewares(self.counter)
 
         @self.broker.task(task_name="noop")
-        async def noop(i: int) -> None:
-            return None
+        async def noop(i: Any) -> None:
+            stamp(i)
 
         self.task = noop
 
     async def connect(self) -> None:
         await self.broker.startup()  # also creates the consumer group, before any job is added
 
-    async def add_one(self, i: int) -> None:
+    async def add_one(self, i: Any) -> None:
         await self.task.kiq(i)
 
     def start_worker(self, concurrency: int, tally: Tally) -> Any:

@@ -1,11 +1,50 @@
 // BullMQ side of the peer benchmark: same arguments and JSON line as drivers/_common.py.
-// node driver.mjs --url URL --queue NAME --scenario S --jobs N [--concurrency C] [--timeout T]
+// node driver.mjs --url URL --queue NAME --scenario S --jobs N [--concurrency C] [--timeout T] [--rate R]
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
 
 const IN_FLIGHT = 200;
+const WARM_UP_MS = 2000; // an idle latency worker settles this long before it says it is ready
+const latencies = []; // seconds from add to processor start
+
+// Wall-clock seconds with sub-millisecond resolution (Date.now() has whole ms), comparable
+// between processes as Python's time.time() is.
+function wallClock() {
+  return (performance.timeOrigin + performance.now()) / 1000;
+}
+
+function percentiles(samples) {
+  const ordered = [...samples].sort((a, b) => a - b);
+  if (!ordered.length) return {};
+  const at = (p) => Math.round(ordered[Math.min(ordered.length - 1, Math.floor((ordered.length * p) / 100))] * 1e6) / 1000;
+  return { p50_ms: at(50), p90_ms: at(90), p99_ms: at(99), max_ms: Math.round(ordered[ordered.length - 1] * 1e6) / 1000 };
+}
+
+function cpuSeconds() {
+  const used = process.cpuUsage();
+  return (used.user + used.system) / 1e6;
+}
+
+function rssMb() {
+  return Math.round((process.memoryUsage().rss / 1048576) * 10) / 10;
+}
+
+// N single adds started at `rate` per second, each carrying its add time; returns the worst lag in s.
+async function paced(queue, jobs, rate) {
+  const start = performance.now();
+  let worst = 0;
+  const adds = [];
+  for (let i = 0; i < jobs; i++) {
+    const wait = start + (i * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    else worst = Math.max(worst, -wait / 1000);
+    adds.push(queue.add("noop", { t: wallClock() }));
+  }
+  await Promise.all(adds);
+  return worst;
+}
 
 function parseArgs(argv) {
   const args = { concurrency: 1, timeout: 120 };
@@ -50,7 +89,11 @@ async function work(connection, args) {
   let resolveDone;
   const done = new Promise((resolve) => (resolveDone = resolve));
   const start = performance.now();
-  const worker = new Worker(args.queue, async () => {}, {
+  const cpuStart = cpuSeconds();
+  const processor = async (job) => {
+    if (job.data.t !== undefined) latencies.push(wallClock() - job.data.t);
+  };
+  const worker = new Worker(args.queue, processor, {
     connection,
     concurrency: args.concurrency,
     autorun: false,
@@ -63,10 +106,16 @@ async function work(connection, args) {
     }
   });
   worker.run();
+  if (args.scenario === "latency_work") {
+    await new Promise((resolve) => setTimeout(resolve, WARM_UP_MS));
+    emit({ ready: true, rss_mb_idle: rssMb() });
+  }
   const timer = new Promise((resolve) => setTimeout(() => resolve(false), args.timeout * 1000));
   const finished = await Promise.race([done, timer]);
   if (!finished) end = performance.now();
-  return { seconds: (end - start) / 1000, completed };
+  const report = { seconds: (end - start) / 1000, completed, cpu_seconds: cpuSeconds() - cpuStart, rss_mb: rssMb() };
+  if (args.scenario === "latency_work") Object.assign(report, { stamped: latencies.length }, percentiles(latencies));
+  return report;
 }
 
 async function main() {
@@ -76,12 +125,18 @@ async function main() {
   // for its blocking connection).
   const connection = new IORedis({ host: url.hostname, port: Number(url.port), maxRetriesPerRequest: null });
   const report = { jobs: args.jobs, versions: versions() };
-  if (args.scenario === "work") {
+  if (args.scenario === "work" || args.scenario === "latency_work") {
     Object.assign(report, await work(connection, args));
   } else {
     const queue = new Queue(args.queue, { connection });
     await queue.waitUntilReady();
-    report.seconds = await produce(queue, args.scenario, args.jobs);
+    if (args.scenario === "paced") {
+      const start = performance.now();
+      report.max_lag_ms = (await paced(queue, args.jobs, Number(args.rate ?? 500))) * 1000;
+      report.seconds = (performance.now() - start) / 1000;
+    } else {
+      report.seconds = await produce(queue, args.scenario, args.jobs);
+    }
     report.completed = args.jobs;
   }
   emit(report);
