@@ -74,6 +74,20 @@ def test_peers_harness_runs_glidemq_through_every_scenario(tmp_path: Path) -> No
     assert latency["rss_mb_idle"] > 0
 
 
+def test_pickup_floor_measures_every_setup() -> None:
+    """bench/pickup_floor.py (its own embedded server), one short round: a row per setup."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("pickup_floor.py")), "--seconds", "0.2", "--rounds", "1", "--no-pin"],
+        capture_output=True, text=True, timeout=110, check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    for setup in ("LPUSH (raw) -> BLPOP (raw)", "LPUSH (glide) -> BLPOP (raw)", "LPUSH (raw) -> BLPOP (glide)",
+                  "LPUSH (glide) -> BLPOP (glide)", "glidemq: Queue.add -> Worker"):
+        row = next(line for line in done.stdout.splitlines() if line.startswith(f"| {setup}"))
+        p50, p90, p99 = (float(cell) for cell in row.split("|")[2:5])
+        assert 0 < p50 <= p90 <= p99, row
+
+
 def test_feature_bench_runs_every_variant(url: str) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH.with_name("features.py")), "--jobs", "200", "--rounds", "1", "--url", url],
