@@ -289,12 +289,11 @@ class Worker:
                 backlog = fetched == want
             if fetched < want:
                 empty = True
+                if not self._active and not self._drained and fetching:
+                    self._drained = True
+                    await self._events.emit("drained")
             elif fetched:
                 empty = False
-            # a call that asked for none (the queue looked empty) ended the last active jobs
-            if empty and not self._active and not self._drained and fetching:
-                self._drained = True
-                await self._events.emit("drained")
 
         next_delay = -1
         pause = ERROR_PAUSE_MIN
@@ -319,10 +318,10 @@ class Worker:
             if (not takes or (len(takes) < self.max_in_flight and starving)) and (
                 self._finished or (free > 0 and not empty)
             ):
-                # When the queue looked empty, only finish: the wait on the marker (started
-                # beside this call) fetches, so a job added meanwhile is picked up by it in one
-                # trip instead of after this call and a wait.
-                want = min(max(free, 0), MAX_TAKE) if not empty else 0
+                # When the queue looked empty, still ask once the last active jobs end, so
+                # "drained" fires now rather than after the next marker timeout.
+                want = max(free, 0) if not empty or len(self._finished) + finishing >= len(self._active) else 0
+                want = min(want, MAX_TAKE)
                 # A backlog, idle processors and no call under way: send half now and half in a
                 # second call, so the worker runs one half's jobs while the server serves the other.
                 half = backlog and not takes and starving and not empty and want > 1 and self.max_in_flight > 1
@@ -339,11 +338,10 @@ class Worker:
                 continue
             # Cleared before looking at what ended: whatever ends from here on sets it again.
             wake.clear()
-            # Waits only with a processor idle and no call under way that fetches: such a take
+            # Waits only with a processor idle: a take that fetches while a wait is under way
             # (on the other connection) could be run by the server either side of the wait's,
             # and a worker of concurrency 1 must start jobs in the order the queue gave them.
-            fetching_call = any(asked for asked, _, _ in takes.values())
-            if empty and free > 0 and not fetching_call and block is None and len(self._tasks) < self.concurrency:
+            if empty and free > 0 and not takes and block is None and len(self._tasks) < self.concurrency:
                 if self._limit_wait > 0:
                     block_want = 0
                     block = asyncio.ensure_future(self._hold_back(self._limit_wait))

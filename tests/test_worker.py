@@ -481,37 +481,6 @@ async def test_two_takes_on_their_way_never_lease_more_than_concurrency(
     assert fcalls(stats_after) - fcalls(stats_before) > 1.5 * n / concurrency
 
 
-async def test_an_idle_worker_fetches_each_job_in_its_wait_alone(
-    queue: glidemq.Queue, raw: Any, url: str, qname: str
-) -> None:
-    """Jobs added one at a time to an idle queue: the call that finishes each job asks for
-    none, the wait beside it does the fetching, so each job costs one pop of the wait list
-    (not a second, empty one by the finishing call), and ``drained`` fires after each job."""
-    n = 20
-    drained = 0
-
-    def on_drained() -> None:
-        nonlocal drained
-        drained += 1
-
-    def lpops(stats: Any) -> int:
-        line = next((x for x in stats.decode().splitlines() if x.startswith("cmdstat_lpop:")), "calls=0,")
-        return int(line.split("calls=")[1].split(",")[0])
-
-    worker = glidemq.Worker(qname, lambda job: None, connection=url, concurrency=4)
-    worker.on("drained", on_drained)
-    async with worker:
-        await wait_until(lambda: drained == 1, timeout=10)  # idle, waiting on the marker
-        before = lpops(await raw.custom_command(["INFO", "commandstats"]))
-        for i in range(n):
-            await queue.add("one", i)
-            await wait_until(lambda i=i: drained == i + 2, timeout=10)
-        after = lpops(await raw.custom_command(["INFO", "commandstats"]))
-    assert (await queue.get_job_counts())["completed"] == n
-    # one pop per job (a wait that ran out of time in between would add one more)
-    assert n <= after - before <= n + 2
-
-
 async def test_a_worker_of_very_high_concurrency_holds_renews_and_finishes_every_job(
     queue: glidemq.Queue, url: str, qname: str
 ) -> None:
