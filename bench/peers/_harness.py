@@ -73,6 +73,7 @@ class DriverProcess:
             start_new_session=True, cwd=HERE,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self._tail: str | None = None
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
@@ -98,16 +99,18 @@ class DriverProcess:
         raise TimeoutError
 
     def stop(self) -> str:
-        """Ends the driver and any worker processes it started; returns its last stderr lines."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self._stderr.seek(0)
-        tail = " | ".join(self._stderr.read().strip().splitlines()[-3:])
-        self._stderr.close()
-        return tail
+        """Ends the driver and any worker processes it started; returns its last stderr lines
+        (again on a later call)."""
+        if self._tail is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+            self._stderr.seek(0)
+            self._tail = " | ".join(self._stderr.read().strip().splitlines()[-3:])
+            self._stderr.close()
+        return self._tail
 
 
 def outcome_of(report: dict[str, Any] | None, returncode: int | None, tail: str) -> Outcome:

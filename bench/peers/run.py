@@ -98,9 +98,10 @@ def run_latency(system: str, common: list[str], cap: float, quick: bool) -> Outc
             return adds
         report = worker.next_report(cap)
     except TimeoutError:
-        worker.stop()
         return Outcome("timeout", detail=f"no answer within {cap:g} s")
-    outcome = outcome_of(report, worker.process.returncode, worker.stop())
+    finally:
+        tail = worker.stop()  # the worker never outlives its step, whatever ended it
+    outcome = outcome_of(report, worker.process.returncode, tail)
     outcome.report.update({"rss_mb_idle": ready["rss_mb_idle"], "max_lag_ms": adds.report.get("max_lag_ms")})
     return outcome
 
