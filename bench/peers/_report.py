@@ -51,7 +51,7 @@ def ratio_table(results: Results, scenarios: list[str]) -> str:
     return "glidemq / peer\n\n" + _table(["peer", *scenarios], rows)
 
 
-def _figure(entry: dict[str, Any] | None, key: str, unit: str = "") -> str:
+def _figure(entry: dict[str, Any] | None, key: str) -> str:
     if entry is None:
         return ""
     if entry["status"] != "ok" and key not in entry:
@@ -60,7 +60,7 @@ def _figure(entry: dict[str, Any] | None, key: str, unit: str = "") -> str:
     if value is None:
         return "-"
     shown = f"{value:,.1f}" if isinstance(value, float) and value >= 10 else f"{value:,.2f}"
-    return shown + unit + ("" if entry["status"] == "ok" else f" ({entry['status']})")
+    return shown + ("" if entry["status"] == "ok" else f" ({entry['status']})")
 
 
 def cost_table(results: Results) -> str:

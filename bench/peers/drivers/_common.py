@@ -57,18 +57,25 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": at(50), "p90_ms": at(90), "p99_ms": at(99), "max_ms": round(ordered[-1] * 1000, 3)}
 
 
-def _descendants(root: int) -> list[int]:
-    """``root`` and every process below it (RQ's worker pool runs jobs in child processes)."""
-    children: dict[int, list[int]] = {}
+def _process_stats() -> dict[int, list[str]]:
+    """The fields of ``/proc/<pid>/stat`` after the command name, of every process."""
+    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+                stats[int(entry)] = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
+    return stats
+
+
+def _descendants(root: int, stats: dict[int, list[str]]) -> list[int]:
+    """``root`` and every process below it (RQ's worker pool runs jobs in child processes)."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -79,22 +86,17 @@ def _descendants(root: int) -> list[int]:
 
 def tree_cpu_seconds() -> float:
     """CPU time (user + system, every thread) of this process and the processes below it."""
-    total = time.process_time()
+    stats = _process_stats()
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in _descendants(os.getpid())[1:]:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+    below = _descendants(os.getpid(), stats)[1:]
+    # this process by its precise clock; the others by their utime and stime, in ticks
+    return time.process_time() + sum(int(stats[pid][11]) + int(stats[pid][12]) for pid in below) / tick
 
 
 def tree_rss_mb() -> float:
     """Resident memory of this process and the processes below it, in MB."""
     total_kb = 0
-    for pid in _descendants(os.getpid()):
+    for pid in _descendants(os.getpid(), _process_stats()):
         try:
             with open(f"/proc/{pid}/status") as status:
                 total_kb += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
